@@ -1,0 +1,21 @@
+"""The suite's errors: each message says what went wrong and what to do."""
+
+
+class SgmBenchError(Exception):
+    """Base class: a clear, user-facing failure (the CLI prints it without a traceback)."""
+
+
+class ConfigError(SgmBenchError, ValueError):
+    """A bad configuration value, unknown name or inapplicable combination."""
+
+
+class DataMissingError(SgmBenchError, FileNotFoundError):
+    """A dataset or weights file is not where the configuration says."""
+
+
+class CheckpointError(SgmBenchError):
+    """A checkpoint is corrupt or belongs to another configuration."""
+
+
+class NonFiniteLossError(SgmBenchError, FloatingPointError):
+    """Training produced a NaN or infinite loss."""

@@ -1,0 +1,116 @@
+"""The model families: which process, parameterization, noise label, loss and default sampler each one uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .nets import NETS
+from .params import NoiseLevel, to_score
+from .registry import Registry
+from .sde import SDES, SDE
+
+FAMILIES = Registry("model family")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family of the founding papers, described by data, not by branches in the code."""
+
+    name: str
+    sde: str | None  # process name in SDES (None: the single-noise-level `score` family)
+    discrete: bool  # trained on the N-step chain (NCSN, DDPM) rather than continuous t
+    loss: str  # name in losses.LOSSES
+    param: str  # default network parameterization (params.py)
+    embedding: str  # default noise embedding of the network
+    default_sampler: str
+    sde_defaults: dict = field(default_factory=dict)
+    loss_defaults: dict = field(default_factory=dict)
+    lr: float = 2e-4
+
+
+for fam in [
+    Family("score", None, False, "score_matching", "score", "none", "langevin",
+           loss_defaults={"objective": "dsm", "noise_std": 0.1}),
+    Family("ncsn", "ve", True, "smld", "score", "index", "annealed_langevin",
+           dict(sigma_min=0.01, sigma_max=1.0, N=10), lr=1e-3),
+    Family("ddpm", "vp", True, "ddpm", "eps", "sinusoidal", "ancestral", dict(beta_min=0.1, beta_max=20.0, N=1000),
+           {"objective": "simple", "variance": "beta"}),
+    Family("ve", "ve", False, "dsm", "scaled_score", "fourier", "pc", dict(sigma_min=0.01, sigma_max=50.0, N=1000)),
+    Family("vp", "vp", False, "dsm", "eps", "sinusoidal", "euler_maruyama", dict(beta_min=0.1, beta_max=20.0, N=1000)),
+    Family("subvp", "subvp", False, "dsm", "eps", "sinusoidal", "euler_maruyama", dict(beta_min=0.1, beta_max=20.0, N=1000)),
+]:
+    FAMILIES.add(fam.name, fam)
+
+
+def build_sde(family: str, **overrides) -> SDE | None:
+    """The family's process with its paper defaults, overridden by `overrides`."""
+    fam = FAMILIES[family]
+    if fam.sde is None:
+        return None
+    return SDES[fam.sde](**{**fam.sde_defaults, **overrides})
+
+
+class ScoreModel(nn.Module):
+    """Wraps a network as score_fn(x, t) in the process's continuous time; discrete models map t to the step i."""
+
+    def __init__(self, family: str, net: nn.Module, sde: SDE | None, param: str | None = None, noise_std: float = 0.0):
+        super().__init__()
+        self.family, self.net, self.sde = FAMILIES[family], net, sde
+        self.param = param or self.family.param
+        self.noise_std = noise_std
+
+    def label(self, t: torch.Tensor) -> torch.Tensor:
+        """The network's noise input: step index (discrete), log sigma(t) (VE) or 999 t (VP, sub-VP)."""
+        if self.sde is None:
+            return torch.zeros_like(t)
+        if self.family.discrete:
+            return self.sde.index(t).float()
+        return torch.log(self.sde.std(t)) if self.sde.kind == "ve" else 999 * t
+
+    def noise_level(self, t: torch.Tensor) -> NoiseLevel:
+        """m_t, s_t at t; the discrete chains use their own sigma_i or alpha-bar_i, not the continuous marginals."""
+        if self.sde is None:
+            return NoiseLevel(torch.ones_like(t), torch.full_like(t, self.noise_std))
+        if not self.family.discrete:
+            return NoiseLevel(self.sde.mean_coeff(t), self.sde.std(t))
+        i = self.sde.index(t)
+        if self.sde.kind == "ve":
+            return NoiseLevel(torch.ones_like(t), self.sde.discrete_sigmas.to(t.device)[i])
+        s = self.sde.schedule
+        ab = s.alphas_cumprod.to(t.device)[i]
+        return NoiseLevel(ab.sqrt(), (1 - ab).sqrt(), s.posterior_mean_coef1.to(t.device)[i],
+                          s.posterior_mean_coef2.to(t.device)[i])
+
+    def forward(self, x, t, y=None):
+        """Raw network output under `self.param`."""
+        return self.net(x, self.label(t), y)
+
+    def score(self, x, t, y=None):
+        """grad_x log p_t(x [| y])."""
+        return to_score(self.param, self(x, t, y), x, self.noise_level(t))
+
+    def score_fn(self, y=None):
+        """score_fn(x, t) for the samplers, optionally conditioned on labels y."""
+        return lambda x, t: self.score(x, t, y)
+
+
+def build_model(family: str, shape, net: dict | None = None, sde: dict | None = None, param: str | None = None,
+                num_classes: int = 0, noise_std: float = 0.0) -> ScoreModel:
+    """A ScoreModel from configuration dictionaries (unknown names list the valid ones)."""
+    fam = FAMILIES[family]
+    net = dict(net or {"name": "mlp"})
+    proc = build_sde(family, **(sde or {}))
+    kwargs = {k: v for k, v in net.items() if k != "name"}
+    kwargs.setdefault("embedding", fam.embedding)
+    if fam.discrete:
+        kwargs.setdefault("num_labels", proc.N)
+    if kwargs["embedding"] == "index" and not fam.discrete:
+        raise ConfigError(f"family {family!r} is continuous in time: an 'index' embedding needs a discrete family")
+    try:
+        network = NETS[net.get("name", "mlp")](shape, num_classes=num_classes, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"bad network options for {net.get('name')!r}: {e}") from e
+    return ScoreModel(family, network, proc, param, noise_std)

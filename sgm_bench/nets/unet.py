@@ -1,0 +1,95 @@
+"""Image network: DDPM's U-Net (Ho et al. 2020, App. B) with configurable width, depth, attention and conditioning."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .embed import Conditioning
+
+
+def _norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, max(1, c // 4)), c)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv, plus the projected noise embedding, GroupNorm-SiLU-dropout-conv, residual."""
+
+    def __init__(self, cin: int, cout: int, temb: int, dropout: float):
+        super().__init__()
+        self.block1 = nn.Sequential(_norm(cin), nn.SiLU(), nn.Conv2d(cin, cout, 3, padding=1))
+        self.temb = nn.Linear(temb, cout)
+        self.block2 = nn.Sequential(_norm(cout), nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.block1(x) + self.temb(F.silu(emb))[:, :, None, None]
+        return self.skip(x) + self.block2(h)
+
+
+class Attention(nn.Module):
+    """Single-head self-attention over spatial positions."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.norm, self.qkv, self.out = _norm(c), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+
+    def forward(self, x, emb=None):
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(-1, -2).unbind(1)
+        h = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        return x + self.out(h.transpose(-1, -2).reshape(B, C, H, W))
+
+
+class UNet(nn.Module):
+    """eps_theta / s_theta(x, c[, y]) on [B, C, H, W]; the DDPM CIFAR-10 setting is ch=128, ch_mult=(1,2,2,2)."""
+
+    def __init__(self, shape, ch: int = 32, ch_mult=(1, 2), num_res_blocks: int = 1, attn_resolutions=(4,),
+                 dropout: float = 0.0, embedding: str = "sinusoidal", num_labels: int | None = None, num_classes: int = 0):
+        super().__init__()
+        cin, res = shape[0], shape[1]
+        temb = 4 * ch
+        self.cond = Conditioning(embedding, ch, temb, num_labels, num_classes)
+        self.conv_in = nn.Conv2d(cin, ch, 3, padding=1)
+        self.down, chans, c = nn.ModuleList(), [ch], ch
+        for level, mult in enumerate(ch_mult):
+            for _ in range(num_res_blocks):
+                blocks = [ResBlock(c, ch * mult, temb, dropout)] + ([Attention(ch * mult)] if res in attn_resolutions else [])
+                c = ch * mult
+                self.down.append(nn.ModuleList(blocks))
+                chans.append(c)
+            if level != len(ch_mult) - 1:
+                self.down.append(nn.ModuleList([nn.Conv2d(c, c, 3, stride=2, padding=1)]))
+                chans.append(c)
+                res //= 2
+        self.mid = nn.ModuleList([ResBlock(c, c, temb, dropout), Attention(c), ResBlock(c, c, temb, dropout)])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(ch_mult))):
+            for _ in range(num_res_blocks + 1):
+                blocks = [ResBlock(c + chans.pop(), ch * mult, temb, dropout)]
+                c = ch * mult
+                blocks += [Attention(c)] if res in attn_resolutions else []
+                self.up.append(nn.ModuleList(blocks))
+            if level != 0:
+                self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]))
+                res *= 2
+        self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, cin, 3, padding=1))
+
+    @staticmethod
+    def _apply(blocks, h, emb):
+        for b in blocks:
+            h = b(h, emb) if isinstance(b, (ResBlock, Attention)) else b(h)
+        return h
+
+    def forward(self, x, c=None, y=None):
+        c = torch.zeros(len(x), device=x.device) if c is None else c
+        emb = self.cond(c, y)
+        hs = [self.conv_in(x)]
+        for blocks in self.down:
+            hs.append(self._apply(blocks, hs[-1], emb))
+        h = self._apply(self.mid, hs[-1], emb)
+        for blocks in self.up:
+            if isinstance(blocks[0], ResBlock):
+                h = torch.cat([h, hs.pop()], 1)
+            h = self._apply(blocks, h, emb)
+        return self.out(h)

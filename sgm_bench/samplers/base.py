@@ -1,0 +1,98 @@
+"""What every sampler shares: per-sample noise streams, NFE counting, the result record, the final denoising step."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..sde import SDE, bcast
+
+
+class NoiseSource:
+    """Per-sample random streams: sample k's noise depends only on (seed, k), whatever the batch (NVlabs/edm).
+
+    Draws are made `chunk` steps at a time per sample, so the per-step cost stays small on CPU and GPU.
+    """
+
+    def __init__(self, seed: int, indices, shape, device="cpu", chunk: int = 32):
+        self.shape, self.device, self.chunk = tuple(shape), torch.device(device), chunk
+        self.gens = []
+        for k in indices:
+            g = torch.Generator(self.device)
+            g.manual_seed(int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1, np.uint64)[0] >> 1))
+            self.gens.append(g)
+        self._buf, self._pos = None, chunk
+
+    def randn(self) -> torch.Tensor:
+        """The next N(0, I) draw of shape [B, *shape]."""
+        if self._pos == self.chunk:
+            self._buf = torch.stack(
+                [torch.randn((self.chunk, *self.shape), generator=g, device=self.device) for g in self.gens], 1
+            )
+            self._pos = 0
+        self._pos += 1
+        return self._buf[self._pos - 1]
+
+    def rand(self) -> torch.Tensor:
+        """A U[0, 1) draw of shape [B, *shape] (for initial points)."""
+        return torch.stack([torch.rand(self.shape, generator=g, device=self.device) for g in self.gens])
+
+
+class CountingScore:
+    """Wraps score_fn and counts its calls: NFE is measured, never computed by formula."""
+
+    def __init__(self, score_fn):
+        self.score_fn, self.nfe = score_fn, 0
+
+    def __call__(self, x, t):
+        self.nfe += 1
+        return self.score_fn(x, t)
+
+
+@dataclass
+class SampleResult:
+    """Final samples, the network evaluations actually made, synchronized wall-clock and solver extras."""
+
+    x: torch.Tensor
+    nfe: int
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Timer:
+    """Wall-clock around a block, synchronized on CUDA."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+def vec(t, x: torch.Tensor) -> torch.Tensor:
+    """A scalar time as the per-example tensor [B] the score interface takes."""
+    return torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
+
+
+def tweedie_denoise(score_fn, sde: SDE, x, eps: float):
+    """One noise-free step at t = eps: E[x_0 | x_eps] = (x + s^2 score) / m (Tweedie; score_sde's denoise)."""
+    t = vec(eps, x)
+    return (x + bcast(sde.std(t), x) ** 2 * score_fn(x, t)) / bcast(sde.mean_coeff(t), x)
+
+
+def sde_grid(sde: SDE, steps: int, eps: float, device) -> torch.Tensor:
+    """score_sde's time grid linspace(T, eps, N)."""
+    return torch.linspace(sde.T, eps, steps, device=device)

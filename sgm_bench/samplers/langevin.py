@@ -1,0 +1,39 @@
+"""Langevin dynamics (Roberts & Tweedie 1996) and NCSN's annealed Langevin dynamics (Song & Ermon 2019, Alg. 1)."""
+from __future__ import annotations
+
+import math
+
+from tqdm.auto import tqdm
+
+from .base import vec
+
+
+def _init(z, noise, init: str, init_range: float, scale: float):
+    """Initial points: uniform on [-init_range, init_range]^D, or the Gaussian N(0, scale^2 I)."""
+    return (noise.rand() * 2 - 1) * init_range if init == "uniform" else z * scale
+
+
+def langevin(score_fn, sde, z, noise, *, steps=1000, eps=None, step_size=0.1, init="uniform", init_range=8.0,
+             progress=False):
+    """x_{k+1} = x_k + eps s(x_k) + sqrt(2 eps) z_k (unadjusted Langevin; the course's form)."""
+    x = _init(z, noise, init, init_range, 1.0)
+    for _ in tqdm(range(steps), disable=not progress, desc="langevin"):
+        x = x + step_size * score_fn(x, vec(0.0, x)) + math.sqrt(2 * step_size) * noise.randn()
+    return x
+
+
+def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=None, n_steps_each=100, step_lr=2e-5,
+                      init="uniform", init_range=1.0, progress=False):
+    """For sigma_1 > ... > sigma_L: alpha_i = step_lr sigma_i^2 / sigma_L^2; T times x += alpha_i/2 s + sqrt(alpha_i) z.
+
+    `steps` is the number of noise levels L (default: the model's own N); level i is evaluated at t_i = i / (L - 1).
+    """
+    levels = sde if steps is None else sde.with_N(steps)
+    sigmas = levels.discrete_sigmas.tolist()
+    x = _init(z, noise, init, init_range, sigmas[-1])
+    for i in tqdm(reversed(range(levels.N)), total=levels.N, disable=not progress, desc="annealed langevin"):
+        alpha = step_lr * (sigmas[i] / sigmas[0]) ** 2
+        t = vec(i / (levels.N - 1) * sde.T, x)
+        for _ in range(n_steps_each):
+            x = x + 0.5 * alpha * score_fn(x, t) + math.sqrt(alpha) * noise.randn()
+    return x

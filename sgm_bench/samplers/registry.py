@@ -1,0 +1,101 @@
+"""The sampler table: names, the model families each fits, paper defaults, and the one `sample` entry point."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError
+from ..models import FAMILIES
+from ..registry import Registry
+from .ancestral import ancestral, ddim
+from .base import CountingScore, NoiseSource, SampleResult, Timer, tweedie_denoise
+from .langevin import annealed_langevin, langevin
+from .ode import ode
+from .pc import corrector_only, pc, predictor_only
+from .sigma import dpm_solver, edm_heun
+
+DIFFUSION = ("ncsn", "ddpm", "ve", "vp", "subvp")
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler function, the families it applies to, its paper defaults, and whether `denoise` makes sense."""
+
+    fn: Callable
+    families: tuple[str, ...]
+    defaults: dict = field(default_factory=dict)
+    denoise: bool = True
+
+    @property
+    def kinds(self) -> set:
+        return {FAMILIES[f].sde for f in self.families}
+
+
+SAMPLERS = Registry("sampler")
+for name, spec in {
+    "langevin": SamplerSpec(langevin, ("score",), denoise=False),
+    "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5}),
+    "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}),
+    "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
+    "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama"), DIFFUSION),
+    "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION),
+    "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "snr": 0.16, "n_steps_each": 1}),
+    "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}),
+    "ode": SamplerSpec(ode, DIFFUSION, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
+    "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False),
+    "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=False),
+}.items():
+    SAMPLERS.add(name, spec)
+
+DEFAULT_STEPS = {"annealed_langevin": 10, "edm_heun": 18, "dpm_solver": 20, "ddim": 50, "langevin": 1000}
+SAMPLING_EPS = {"ve": 1e-5, "vp": 1e-3, "subvp": 1e-3}
+
+
+def names() -> list[str]:
+    """Every sampler name."""
+    return SAMPLERS.names()
+
+
+def applicable(family: str) -> list[str]:
+    """The samplers that fit a model family (score, ncsn, ddpm, ve, vp, subvp)."""
+    FAMILIES[family]
+    return [n for n, s in SAMPLERS.items() if family in s.families]
+
+
+def check_applicable(name: str, family: str | None = None, sde=None) -> SamplerSpec:
+    """The spec of `name`, or a ConfigError listing the valid choices for this family or process."""
+    spec = SAMPLERS[name]
+    kind = getattr(sde, "kind", None)
+    if family is not None and family not in spec.families:
+        raise ConfigError(f"sampler {name!r} does not apply to family {family!r}; applicable: {', '.join(applicable(family))}")
+    if family is None and kind not in spec.kinds:
+        valid = sorted(n for n, s in SAMPLERS.items() if kind in s.kinds)
+        raise ConfigError(f"sampler {name!r} does not apply to a {kind or 'single-noise-level'} model; applicable: {', '.join(valid)}")
+    return spec
+
+
+def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: int = 0, device="cpu",
+           family: str | None = None, first_index: int = 0, eps: float | None = None, denoise: bool = False,
+           progress: bool = False, **options) -> SampleResult:
+    """Draw shape[0] samples with sampler `name`; sample k (counted from first_index) depends only on (seed, k)."""
+    spec = check_applicable(name, family, sde)
+    unknown = set(options) - set(spec.fn.__code__.co_varnames[: spec.fn.__code__.co_argcount + spec.fn.__code__.co_kwonlyargcount])
+    if unknown:
+        raise ConfigError(f"sampler {name!r} has no option(s) {sorted(unknown)}; see help(sgm_bench.samplers.{spec.fn.__name__})")
+    if denoise and not spec.denoise:
+        raise ConfigError(f"sampler {name!r} already ends noise-free; denoise=True applies to the SDE samplers only")
+    if steps is not None and steps <= 0:
+        raise ConfigError(f"steps must be positive, got {steps}")
+    eps = SAMPLING_EPS.get(getattr(sde, "kind", None), 1e-3) if eps is None else eps
+    steps = DEFAULT_STEPS.get(name) if steps is None else steps
+    counted = CountingScore(score_fn)
+    noise = NoiseSource(seed, range(first_index, first_index + shape[0]), shape[1:], device)
+    with torch.no_grad(), Timer(device) as timer:
+        z = noise.randn()
+        out = spec.fn(counted, sde, z, noise, steps=steps, eps=eps, progress=progress, **{**spec.defaults, **options})
+        x, info = out if isinstance(out, tuple) else (out, {})
+        if denoise:
+            x = tweedie_denoise(counted, sde, x, eps)
+    return SampleResult(x, counted.nfe, timer.seconds, info)
