@@ -269,6 +269,8 @@ def ncsnv2_schedule(data: torch.Tensor, sigma_min: float = 0.01) -> tuple[float,
     D = x.shape[1]
     c = math.sqrt(2 * D)
     phi = lambda g: stats.norm.cdf(c * (g - 1) + 3 * g) - stats.norm.cdf(c * (g - 1) - 3 * g) - 0.5  # noqa: E731
-    gamma = float(optimize.brentq(phi, 1.0 + 1e-9, 10.0))
+    if phi(1e3) > 0:
+        raise ValueError(f"NCSNv2's Technique 2 has no solution for D = {D} (it needs sqrt(2D) > 3); choose L directly")
+    gamma = float(optimize.brentq(phi, 1.0 + 1e-9, 1e3))
     L = int(np.ceil(np.log(sigma_max / sigma_min) / np.log(gamma))) + 1
     return sigma_max, gamma, L

@@ -70,8 +70,9 @@ class GaussianMixture:
 
     def mode_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Fraction of samples nearest each component mean."""
-        nearest = torch.cdist(x.double(), self.means.to(x.device)).argmin(1)
-        return torch.bincount(nearest, minlength=self.K).double() / len(x)
+        from ..metrics.toy import mode_weights
+
+        return mode_weights(self.means, x)
 
 
 class Smile:

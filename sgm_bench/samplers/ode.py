@@ -36,15 +36,20 @@ def solve_rk45(drift, x, t0, t1, *, rtol=1e-5, atol=1e-5, steps=None):
 
 @ODE_SOLVERS.register("dopri5")
 def solve_dopri5(drift, x, t0, t1, *, rtol=1e-5, atol=1e-5, steps=None):
-    """torchdiffeq's adaptive Dormand-Prince on the model's device: no copies to NumPy."""
+    """torchdiffeq's adaptive Dormand-Prince on the model's device, no copies to NumPy; like scipy it keeps the
+    state in float64 (float32 round-off stalls the step control at rtol = 1e-5), the network sees x's dtype."""
     count = [0]
 
     def f(t, y):
         count[0] += 1
-        return drift(t, y)
+        return drift(t.to(x.dtype), y.to(x.dtype)).double()
 
-    ts = torch.tensor([t0, t1], dtype=x.dtype, device=x.device)
-    return odeint(f, x, ts, rtol=rtol, atol=atol, method="dopri5")[-1], {"solver_nfe": count[0]}
+    ts = torch.tensor([t0, t1], dtype=torch.float64, device=x.device)
+    # keep every evaluation inside [t1, t0]: torchdiffeq's first-step probe and its steps past the end otherwise
+    # evaluate the process at negative times
+    out = odeint(f, x.double(), ts, rtol=rtol, atol=atol, method="dopri5",
+                 options={"first_step": 1e-3 * abs(t1 - t0), "step_t": ts})[-1]
+    return out.to(x.dtype), {"solver_nfe": count[0]}
 
 
 def _fixed(update):
