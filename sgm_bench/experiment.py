@@ -1,0 +1,101 @@
+"""From a configuration dictionary to data and a model: the one place both the CLI and the workflow use."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+
+import torch
+
+from .data import IMAGES, TOYS, ImageData
+from .errors import ConfigError
+from .models import FAMILIES, ScoreModel, build_model
+
+
+@dataclass
+class Dataset:
+    """Training (and test) tensors in the model's range, labels, and what bits/dim needs to know."""
+
+    name: str
+    train: torch.Tensor
+    test: torch.Tensor
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+    images: ImageData | None = None  # integer images, levels and scaling (None for toy data)
+    toy: object | None = None  # the toy distribution (exact density / score where it has them)
+
+    @property
+    def shape(self):
+        return tuple(self.train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return 0 if self.train_labels is None else int(self.train_labels.max()) + 1
+
+
+def load_dataset(cfg: dict) -> Dataset:
+    """data: {name, n_train, n_test, seed, root, download} for a toy or image dataset name."""
+    name = cfg.get("name", "mixture2d")
+    seed = int(cfg.get("seed", 0))
+    if name in TOYS:
+        dist = TOYS[name]()
+        g = torch.Generator().manual_seed(seed)
+        train = dist.sample(int(cfg.get("n_train", 10000)), g)
+        test = dist.sample(int(cfg.get("n_test", 2000)), g)
+        return Dataset(name, train, test, toy=dist)
+    if name in IMAGES:
+        img = IMAGES[name](root=cfg.get("root"), download=bool(cfg.get("download", False)), seed=seed)
+        return Dataset(name, img.to_model(img.train), img.to_model(img.test), img.train_labels, img.test_labels, img)
+    raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
+
+
+def model_spec(cfg: dict, data: Dataset) -> dict:
+    """The JSON-able recipe that rebuilds the model (stored in every checkpoint)."""
+    m = cfg.get("model", {})
+    family = m.get("family")
+    if family is None:
+        raise ConfigError(f"model.family is required; valid choices: {', '.join(FAMILIES.names())}")
+    FAMILIES[family]
+    return {
+        "family": family,
+        "shape": list(data.shape),
+        "net": m.get("net", {"name": "mlp"}),
+        "sde": m.get("sde", {}),
+        "param": m.get("param"),
+        "num_classes": data.num_classes if m.get("class_conditional") else 0,
+        "noise_std": float(cfg.get("loss", {}).get("noise_std", 0.0)) if family == "score" else 0.0,
+    }
+
+
+def model_from_spec(spec: dict) -> ScoreModel:
+    return build_model(spec["family"], tuple(spec["shape"]), spec["net"], spec["sde"], spec["param"],
+                       spec["num_classes"], spec["noise_std"])
+
+
+def loss_options(cfg: dict, data: Dataset) -> dict:
+    """The family's loss defaults, the configuration's overrides, and the data levels DDPM's decoder needs."""
+    family = FAMILIES[cfg["model"]["family"]]
+    opts = {**family.loss_defaults, **cfg.get("loss", {})}
+    if family.loss == "ddpm" and data.images is not None:
+        opts.setdefault("levels", data.images.levels)
+        opts.setdefault("scale", data.images.scale)
+    if family.loss != "score_matching":
+        opts.pop("noise_std", None)
+    return opts
+
+
+def config_hash(cfg: dict) -> str:
+    """Content hash of the parts of a configuration that change the trained weights."""
+    keep = {k: cfg.get(k) for k in ("data", "model", "loss", "train")}
+    keep["train"] = {k: v for k, v in (keep["train"] or {}).items()
+                     if k not in ("steps", "ckpt_every", "log_every", "device", "progress")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def merged(base: dict, override: dict) -> dict:
+    """Deep-merge override into a copy of base."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out

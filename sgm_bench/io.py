@@ -1,0 +1,38 @@
+"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def _atomic(path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_torch(obj, path) -> Path:
+    """torch.save through a temporary file and os.replace."""
+    return _atomic(path, lambda f: torch.save(obj, f))
+
+
+def save_json(obj, path) -> Path:
+    return _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, default=str) + "\n").encode()))
+
+
+def save_text(text: str, path) -> Path:
+    return _atomic(path, lambda f: f.write(text.encode()))

@@ -1,0 +1,212 @@
+"""Training loop: Adam with warm-up and clipping, EMA, atomic checkpoints, exact resume, a non-finite-loss guard."""
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from .errors import CheckpointError, ConfigError, NonFiniteLossError
+from .experiment import Dataset, config_hash, loss_options, model_from_spec, model_spec
+from .io import save_json, save_torch, save_text
+from .losses import LOSSES
+from .models import FAMILIES, ScoreModel
+
+CKPT_FORMAT = 1
+
+
+@dataclass
+class TrainConfig:
+    """Optimizer and loop settings; defaults are DDPM's (Ho et al. App. B), NCSN's lr 1e-3 comes from its family."""
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float | None = None  # None: the family's paper value (2e-4; NCSN 1e-3)
+    warmup: int = 5000
+    grad_clip: float = 1.0
+    ema: float = 0.9999
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = False
+    label_dropout: float = 0.0  # classifier-free guidance: p of replacing y by the null label
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown train option(s) {sorted(unknown)}; valid: {', '.join(cls.__dataclass_fields__)}")
+        cfg = cls(**d)
+        for k in ("steps", "batch_size", "ckpt_every"):
+            if getattr(cfg, k) <= 0:
+                raise ConfigError(f"train.{k} must be positive, got {getattr(cfg, k)}")
+        return cfg
+
+
+def pick_device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory: torch.cuda.max_memory_allocated on GPU, the process's max RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "checkpoints").glob("step_*.pt"))
+
+
+def load_checkpoint(path: Path, expected_hash: str | None = None) -> dict:
+    """torch.load(weights_only=True) with clear errors for corrupt files and other configurations' checkpoints."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}). It is corrupt or truncated: "
+                              f"delete it to resume from the one before, or delete {path.parent} to start over") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path} is not an sgm-bench checkpoint (format {CKPT_FORMAT}); delete it or point elsewhere")
+    if expected_hash is not None and ckpt["config_hash"] != expected_hash:
+        raise CheckpointError(f"{path} was written by another configuration (hash {ckpt['config_hash']}, this one "
+                              f"{expected_hash}); use a new run directory, or delete the old one to retrain")
+    return ckpt
+
+
+def load_model(path, ema: bool = True, device="cpu") -> ScoreModel:
+    """Rebuild a trained model from a checkpoint or final model file (EMA weights by default)."""
+    ckpt = load_checkpoint(Path(path))
+    model = model_from_spec(json.loads(ckpt["spec"]))
+    try:
+        model.load_state_dict(ckpt["ema" if ema else "model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the recorded model ({e}); the file is mismatched") from e
+    return model.to(device).eval()
+
+
+class Trainer:
+    """One run directory: checkpoints/step_*.pt while training, then model.pt, train_log.csv and train_stats.json."""
+
+    def __init__(self, cfg: dict, data: Dataset, run_dir):
+        self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.tc = TrainConfig.from_dict(cfg.get("train", {}))
+        self.device = pick_device(self.tc.device)
+        self.spec = model_spec(cfg, data)
+        self.hash = config_hash(cfg)
+        family = FAMILIES[self.spec["family"]]
+        self.loss_fn, self.loss_opts = LOSSES[family.loss], loss_options(cfg, data)
+        torch.manual_seed(self.tc.seed)
+        self.model = model_from_spec(self.spec).to(self.device)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.tc.ema), use_buffers=True)
+        lr = self.tc.lr if self.tc.lr is not None else family.lr
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        warm = max(self.tc.warmup, 1)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
+        self.batch_gen = torch.Generator().manual_seed(self.tc.seed + 1)
+        self.step, self.history = 0, []
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "format": CKPT_FORMAT, "config_hash": self.hash, "spec": json.dumps(self.spec),
+            "config": json.dumps(self.cfg, default=str), "step": self.step,
+            "model": self.model.state_dict(), "ema": self.ema.module.state_dict(), "ema_n": self.ema.n_averaged,
+            "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+            "rng_cpu": torch.get_rng_state(), "batch_gen": self.batch_gen.get_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3),
+        }
+
+    def save(self) -> Path:
+        path = save_torch(self.state(), self.run_dir / "checkpoints" / f"step_{self.step:08d}.pt")
+        for old in _checkpoints(self.run_dir)[: -self.tc.keep_checkpoints]:
+            old.unlink()
+        return path
+
+    def resume(self) -> bool:
+        """Load the newest checkpoint of this run directory, if any; True when resumed."""
+        ckpts = _checkpoints(self.run_dir)
+        if not ckpts:
+            return False
+        ck = load_checkpoint(ckpts[-1], self.hash)
+        self.model.load_state_dict(ck["model"])
+        self.ema.module.load_state_dict(ck["ema"])
+        self.ema.n_averaged.copy_(ck["ema_n"])
+        self.opt.load_state_dict(ck["opt"])
+        self.sched.load_state_dict(ck["sched"])
+        torch.set_rng_state(ck["rng_cpu"])
+        self.batch_gen.set_state(ck["batch_gen"])
+        if ck["rng_cuda"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(ck["rng_cuda"])
+        self.step, self.history = ck["step"], ck["history"].tolist()
+        return True
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def batch(self):
+        idx = torch.randint(len(self.data.train), (self.tc.batch_size,), generator=self.batch_gen)
+        x = self.data.train[idx].to(self.device)
+        y = None
+        if self.spec["num_classes"]:
+            y = self.data.train_labels[idx].to(self.device)
+            drop = torch.rand(len(y), generator=self.batch_gen) < self.tc.label_dropout
+            y = torch.where(drop.to(self.device), torch.full_like(y, self.spec["num_classes"]), y)
+        return x, y
+
+    def train_step(self) -> tuple[float, float]:
+        x, y = self.batch()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tc.bf16):
+            loss = self.loss_fn(self.model, x, y, **self.loss_opts)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            last = _checkpoints(self.run_dir)
+            raise NonFiniteLossError(
+                f"loss became {value} at step {self.step + 1}; stopped before the update. The last good checkpoint "
+                f"({last[-1] if last else 'none yet'}) is untouched. Lower train.lr, keep train.grad_clip, or check the data")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.ema.update_parameters(self.model)
+        return value, float(gnorm)
+
+    def run(self, on_step=None) -> dict:
+        """Train to `steps` (resuming when a checkpoint exists); returns the stats also written to train_stats.json."""
+        resumed_from = self.step if self.resume() else None
+        start, first = time.perf_counter(), self.step
+        bar = tqdm(total=self.tc.steps, initial=self.step, disable=not self.tc.progress, desc=self.spec["family"])
+        self.model.train()
+        while self.step < self.tc.steps:
+            loss, gnorm = self.train_step()
+            self.step += 1
+            self.history.append([self.step, loss, gnorm])
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            if self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps:
+                self.save()
+            if on_step is not None:
+                on_step(self.step)
+        bar.close()
+        seconds = time.perf_counter() - start
+        final = self.state()
+        for k in ("opt", "sched", "rng_cpu", "rng_cuda", "batch_gen"):
+            final.pop(k)
+        save_torch(final, self.run_dir / "model.pt")
+        save_text("step,loss,grad_norm\n" + "".join(f"{int(s)},{l:.6g},{g:.6g}\n" for s, l, g in self.history),
+                  self.run_dir / "train_log.csv")
+        stats = {"steps": self.step, "resumed_from": resumed_from, "seconds": seconds,
+                 "steps_per_second": (self.step - first) / seconds if seconds > 0 else None,
+                 "peak_memory_mb": peak_memory_mb(self.device), "device": str(self.device),
+                 "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                 "parameters": sum(p.numel() for p in self.model.parameters()), "config_hash": self.hash,
+                 "final_loss": self.history[-1][1] if self.history else None, "train_config": asdict(self.tc)}
+        save_json(stats, self.run_dir / "train_stats.json")
+        return stats
