@@ -61,6 +61,7 @@ class ScoreModel(nn.Module):
         self.family, self.net, self.sde = FAMILIES[family], net, sde
         self.param = param or self.family.param
         self.noise_std = noise_std
+        self.shape = tuple(net.shape) if hasattr(net, "shape") else None
 
     def label(self, t: torch.Tensor) -> torch.Tensor:
         """The network's noise input: step index (discrete), log sigma(t) (VE) or 999 t (VP, sub-VP)."""

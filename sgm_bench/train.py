@@ -189,7 +189,7 @@ class Trainer:
             self.step += 1
             self.history.append([self.step, loss, gnorm])
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}")
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             if self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps:
                 self.save()
             if on_step is not None:

@@ -47,6 +47,7 @@ class UNet(nn.Module):
     def __init__(self, shape, ch: int = 32, ch_mult=(1, 2), num_res_blocks: int = 1, attn_resolutions=(4,),
                  dropout: float = 0.0, embedding: str = "sinusoidal", num_labels: int | None = None, num_classes: int = 0):
         super().__init__()
+        self.shape = tuple(shape)
         cin, res = shape[0], shape[1]
         temb = 4 * ch
         self.cond = Conditioning(embedding, ch, temb, num_labels, num_classes)

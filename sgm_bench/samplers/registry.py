@@ -99,3 +99,14 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
         if denoise:
             x = tweedie_denoise(counted, sde, x, eps)
     return SampleResult(x, counted.nfe, timer.seconds, info)
+
+
+def sample_batched(name: str, score_fn, sde, n: int, shape, *, batch_size: int = 500, seed: int = 0,
+                   **kw) -> SampleResult:
+    """n samples in batches; sample k still depends only on (seed, k). NFE and seconds are summed over batches."""
+    parts, nfe, seconds, info = [], 0, 0.0, {}
+    for start in range(0, n, batch_size):
+        r = sample(name, score_fn, sde, (min(batch_size, n - start), *shape), seed=seed, first_index=start, **kw)
+        parts.append(r.x.cpu())
+        nfe, seconds, info = nfe + r.nfe, seconds + r.seconds, r.info
+    return SampleResult(torch.cat(parts), nfe, seconds, {**info, "batches": len(parts), "nfe_per_batch": nfe / len(parts)})
