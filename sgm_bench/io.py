@@ -36,3 +36,14 @@ def save_json(obj, path) -> Path:
 
 def save_text(text: str, path) -> Path:
     return _atomic(path, lambda f: f.write(text.encode()))
+
+
+def file_hash(path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes (first 16 hex digits), streamed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:16]

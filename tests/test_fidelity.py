@@ -1,0 +1,100 @@
+"""FID / IS / KID through torch-fidelity: digits-CNN extractor, the Inception path, caching, bad input."""
+import urllib.error
+from unittest import mock
+
+import pytest
+import torch
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+from sgm_bench.data import IMAGES
+from sgm_bench.errors import ConfigError, DataMissingError
+from sgm_bench.metrics.digits_cnn import train_digits_classifier
+from sgm_bench.metrics.fidelity import DIGITS, INCEPTION, INCEPTION_FILE, DigitsFeatureExtractor, fidelity_metrics, finite_only
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return IMAGES["digits"]()
+
+
+@pytest.fixture(scope="module")
+def classifier(digits, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cnn") / "digits_cnn.pt"
+    report = train_digits_classifier(digits.to_model(digits.train), digits.train_labels, digits.to_model(digits.test),
+                                     digits.test_labels, path)
+    return path, report
+
+
+def test_digits_classifier_reaches_97_percent(classifier):
+    assert classifier[1]["test_accuracy"] >= 0.97
+
+
+def test_digits_fid_separates_data_from_noise_and_caches_reference(digits, classifier, tmp_path):
+    weights, _ = classifier
+    train, test = digits.to_uint8(digits.to_model(digits.train)), digits.to_uint8(digits.to_model(digits.test))
+    kw = dict(extractor=DIGITS, weights_path=weights, cache_root=tmp_path, kid_subset_size=100)
+    floor = fidelity_metrics(train[:600], test, **kw)
+    calls_after_first = DigitsFeatureExtractor.calls
+    noise = torch.randint(0, 256, (600, 1, 8, 8), dtype=torch.uint8).repeat(1, 3, 1, 1)
+    bad = fidelity_metrics(noise, test, **kw)
+    batches_for_600 = DigitsFeatureExtractor.calls - calls_after_first
+    assert bad["fid"] > 10 * floor["fid"] and bad["kid"] > floor["kid"]
+    assert floor["is"] > 5 > bad["is"]  # a confident 10-class classifier on real digits, not on noise
+    assert floor["reference_hash"] == bad["reference_hash"] and floor["domain_features"] is True
+    assert floor["n_generated"] == 600 and floor["n_reference"] == len(test) and floor["extractor"] == DIGITS
+    # the second evaluation read the reference statistics from the cache: only the generated set went through
+    fidelity_metrics(train[600:1200], test, **kw)
+    assert DigitsFeatureExtractor.calls - calls_after_first - batches_for_600 == batches_for_600
+    assert any(p.name.startswith(f"ref-{DIGITS}-") for p in tmp_path.iterdir())
+
+
+def _random_inception_weights(path):
+    captured = {}
+    with mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: captured.update(self.state_dict())):
+        FeatureExtractorInceptionV3(INCEPTION, ["2048"])
+    torch.save(captured, path)
+
+
+@pytest.mark.slow
+def test_inception_path_with_a_weights_file_written_by_the_test(tmp_path):
+    weights = tmp_path / INCEPTION_FILE
+    _random_inception_weights(weights)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g)
+    out = fidelity_metrics(a, b, extractor=INCEPTION, weights_path=weights, cache_root=tmp_path, kid_subset_size=6)
+    assert out["fid"] >= 0 and out["is"] > 0 and out["domain_features"] is False
+
+
+def test_missing_inception_weights_name_the_file(tmp_path):
+    imgs = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(DataMissingError, match=INCEPTION_FILE):
+        fidelity_metrics(imgs, imgs, extractor=INCEPTION, weights_path=tmp_path / "nope.pth", cache_root=tmp_path,
+                         kid_subset_size=2)
+    offline = mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url",
+                         side_effect=urllib.error.URLError("no network"))
+    with offline, pytest.raises(DataMissingError, match=INCEPTION_FILE):
+        fidelity_metrics(imgs, imgs, extractor=INCEPTION, cache_root=tmp_path, kid_subset_size=2)
+
+
+def test_bad_inputs_fail_clearly(tmp_path, classifier):
+    good = torch.zeros(10, 3, 8, 8, dtype=torch.uint8)
+    kw = dict(extractor=DIGITS, weights_path=classifier[0], cache_root=tmp_path, kid_subset_size=5)
+    with pytest.raises(ConfigError, match="uint8"):
+        fidelity_metrics(good.float(), good, **kw)
+    with pytest.raises(ConfigError, match=r"\[N, 3, H, W\]"):
+        fidelity_metrics(good[:, :1], good, **kw)
+    with pytest.raises(ConfigError, match="at least 2"):
+        fidelity_metrics(good[:1], good, **kw)
+    with pytest.raises(ConfigError, match="KID subset size 50 exceeds"):
+        fidelity_metrics(good, good, **{**kw, "kid_subset_size": 50})
+    with pytest.raises(ConfigError, match="unknown feature extractor"):
+        fidelity_metrics(good, good, **{**kw, "extractor": "clip"})
+
+
+def test_non_finite_samples_are_counted_not_used():
+    x = torch.randn(6, 1, 8, 8)
+    x[1, 0, 0, 0], x[4, 0, 2, 2] = float("nan"), float("inf")
+    kept, dropped = finite_only(x)
+    assert dropped == 2 and len(kept) == 4 and torch.isfinite(kept).all()
