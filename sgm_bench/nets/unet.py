@@ -77,7 +77,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, cin, 3, padding=1))
 
     @staticmethod
-    def _apply(blocks, h, emb):
+    def _run(blocks, h, emb):
         for b in blocks:
             h = b(h, emb) if isinstance(b, (ResBlock, Attention)) else b(h)
         return h
@@ -87,10 +87,10 @@ class UNet(nn.Module):
         emb = self.cond(c, y)
         hs = [self.conv_in(x)]
         for blocks in self.down:
-            hs.append(self._apply(blocks, hs[-1], emb))
-        h = self._apply(self.mid, hs[-1], emb)
+            hs.append(self._run(blocks, hs[-1], emb))
+        h = self._run(self.mid, hs[-1], emb)
         for blocks in self.up:
             if isinstance(blocks[0], ResBlock):
                 h = torch.cat([h, hs.pop()], 1)
-            h = self._apply(blocks, h, emb)
+            h = self._run(blocks, h, emb)
         return self.out(h)

@@ -1,0 +1,112 @@
+"""What a workflow configuration asks for: the model variants and their (sampler, step grid) jobs, checked up front.
+
+Configuration errors (unknown names, inapplicable pairs, bad steps, impossible processes, unset data roots) raise one
+ConfigError while the DAG is built; `preflight` lists what is missing on this machine (data, weights, GPU) before any
+job starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import IMAGES
+from .errors import ConfigError
+from .experiment import merged
+from .models import FAMILIES, build_sde
+from .samplers import SAMPLERS, applicable
+
+NEEDS_ROOT = {"mnist", "cifar10"}
+
+
+@dataclass
+class EvalJob:
+    """One evaluation job: `name` is the sampler or a named variant of it (e.g. pc_probability_flow)."""
+
+    model: str
+    name: str
+    sampler: str
+    steps: list
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    models: dict  # name -> {data: {...}, model: {...}, loss: {...}, train: {...}}
+    jobs: list
+    image_datasets: set
+
+    def job(self, model: str, name: str) -> EvalJob:
+        return next(j for j in self.jobs if j.model == model and j.name == name)
+
+
+def _model_cfg(name: str, spec: dict, datasets: dict) -> dict:
+    if spec["data"] not in datasets:
+        raise ConfigError(f"model {name!r}: data {spec['data']!r} is not in datasets ({', '.join(datasets)})")
+    fam = spec["model"].get("family")
+    if fam not in FAMILIES:
+        raise ConfigError(f"model {name!r}: unknown family {fam!r}; valid choices: {', '.join(FAMILIES.names())}")
+    try:
+        build_sde(fam, **spec["model"].get("sde", {}))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model {name!r}: bad sde settings {spec['model'].get('sde')}: {e}") from e
+    return {"data": datasets[spec["data"]], "model": spec["model"], "loss": spec.get("loss", {}), "train": spec["train"]}
+
+
+def _grid(job_name: str, sampler: str, variant: dict, spec: dict, sampling: dict, model: str) -> list:
+    """Step grid: the model's own, the variant's, the sampler's, then sampling.steps.default."""
+    table = sampling.get("steps", {})
+    steps = (spec.get("steps", {}).get(job_name) or variant.get("steps") or table.get(job_name)
+             or table.get(sampler) or table.get("default", [None]))
+    for s in steps:
+        if s is not None and (not isinstance(s, int) or s <= 0):
+            raise ConfigError(f"model {model!r}, sampler {job_name!r}: steps must be positive integers, got {s!r}")
+    return list(steps)
+
+
+def build_plan(config: dict) -> Plan:
+    """Every (model, sampler) job of a configuration, or a ConfigError naming the offending entry."""
+    datasets = config.get("datasets", {})
+    for key, d in datasets.items():
+        if d.get("name") in NEEDS_ROOT and not d.get("root"):
+            raise ConfigError(f"dataset {key!r} ({d['name']}) needs datasets.{key}.root: the folder torchvision reads")
+    models, jobs = {}, []
+    for name, spec in config.get("models", {}).items():
+        models[name] = _model_cfg(name, spec, datasets)
+        fam = spec["model"]["family"]
+        variants = config.get("sampling", {}).get("variants", {})
+        chosen = spec.get("samplers") or [s for s in applicable(fam) if s not in spec.get("exclude_samplers", [])]
+        for job_name in chosen:
+            variant = variants.get(job_name, {"sampler": job_name})
+            sampler = variant["sampler"]
+            if sampler not in SAMPLERS:
+                valid = ", ".join(SAMPLERS.names() + sorted(variants))
+                raise ConfigError(f"model {name!r}: unknown sampler {job_name!r}; valid choices: {valid}")
+            if sampler not in applicable(fam):
+                raise ConfigError(f"model {name!r}: sampler {job_name!r} does not apply to family {fam!r}; "
+                                  f"applicable: {', '.join(applicable(fam))}")
+            options = merged(config.get("sampling", {}).get("options", {}).get(sampler, {}), variant.get("options", {}))
+            options = merged(options, spec.get("options", {}).get(job_name, {}))
+            steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
+            jobs.append(EvalJob(name, job_name, sampler, steps, options))
+    images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
+    return Plan(models, jobs, images)
+
+
+def preflight(config: dict) -> list[str]:
+    """Problems that would make jobs fail on this machine, each with what to do; empty when ready to run."""
+    problems = []
+    req = config.get("requires", {})
+    if req.get("gpu") and not torch.cuda.is_available():
+        problems.append("this configuration needs a CUDA GPU (requires.gpu: true) and none is visible")
+    for f in req.get("files", []):
+        if not Path(f).exists():
+            problems.append(f"missing file {f}")
+    for key, d in config.get("datasets", {}).items():
+        if d.get("name") in NEEDS_ROOT and not d.get("download") and not Path(d["root"]).exists():
+            problems.append(f"dataset {key!r}: {d['root']} does not exist; put {d['name']} there or set download: true")
+    w = config.get("evaluation", {}).get("inception_weights")
+    if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
+        problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")
+    return problems

@@ -1,0 +1,89 @@
+"""results/<config>/: tables and figures from the metric files the workflow wrote."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import yaml  # noqa: E402
+
+from . import plots, tables  # noqa: E402
+
+
+def paper_tables() -> dict:
+    """The published numbers shipped with the package (a copy of the brief's paper_tables.yaml)."""
+    return yaml.safe_load(resources.files("sgm_bench.reference").joinpath("paper_tables.yaml").read_text())
+
+
+def load_rows(metric_files) -> pd.DataFrame:
+    rows = [r for f in metric_files for r in json.loads(Path(f).read_text())["rows"]]
+    df = pd.DataFrame(rows)
+    df["quality"] = df["fid"] if "fid" in df else None
+    if "sw" in df:
+        df["quality"] = df["quality"].fillna(df["sw"]) if "fid" in df else df["sw"]
+    df["quality_metric"] = ["FID (" + str(e) + ")" if pd.notna(e) else "SW2" for e in df.get("extractor", [None] * len(df))]
+    return df
+
+
+def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
+    """{(table, row index, column): our mean} from the configuration's paper_cells mapping."""
+    out = {}
+    for c in cells:
+        if c.get("metric") in ("bpd", "nll"):
+            hit = lik[lik["model"] == c["model"]]
+            val = hit["bpd"].mean() if len(hit) else None
+        else:
+            hit = rows[(rows["model"] == c["model"]) & (rows["sampler"] == c["sampler"])]
+            if c.get("steps") is not None:
+                hit = hit[hit["steps"] == c["steps"]]
+            val = hit[c.get("metric", "fid")].mean() if len(hit) else None
+        if val is not None and val == val:
+            out[(c["table"], c["row"], str(c["column"]))] = round(float(val), 3)
+    return out
+
+
+def build(results: Path, metric_files, lik_files, curve_files, paper_cells=()) -> None:
+    results = Path(results)
+    T, F = results / "tables", results / "figures"
+    rows = load_rows(metric_files)
+    lik = pd.DataFrame([json.loads(Path(f).read_text()) for f in lik_files])
+    md = ["# sgm-bench results\n"]
+    sections = []
+    for model, g in rows.groupby("model", sort=False):
+        metric = "fid" if g["fid"].notna().any() if "fid" in g else False else "sw"
+        t = tables.sampler_table(g, metric)
+        label = f"{model}: {'FID, ' + str(g['extractor'].iloc[0]) + ' features' if metric == 'fid' else 'sliced Wasserstein-2 to test data'} (mean ± std over seed sets; columns NFE)"
+        tables.write_table(t, T / f"samplers_{model}", label)
+        sections.append(f"## {label}\n\n{t.to_markdown()}\n")
+    (T / "samplers.md").write_text("\n".join(sections))
+    lt = tables.likelihood_table(lik)
+    tables.write_table(lt, T / "likelihood", "Likelihood: ODE bits/dim (images) or NLL in nats (toys); DDPM's VLB is a bound")
+    ct = tables.cost_table(rows)
+    tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, peak memory, device")
+    ref = paper_tables()
+    ours = ours_for_paper(rows, list(paper_cells), lik)
+    paper_md = []
+    for key, table in ref.items():
+        if not isinstance(table, dict) or "rows" not in table:
+            continue
+        pt = tables.paper_table(table, {(r, c): v for (t, r, c), v in ours.items() if t == key})
+        tables.write_table(pt, T / f"paper_{key}", table["source"])
+        paper_md.append(f"## {table['source']}\n\n{pt.to_markdown(index=False)}\n")
+    (T / "paper.md").write_text("\n".join(paper_md))
+    md += sections + [f"## Likelihood\n\n{lt.to_markdown()}\n", f"## Cost\n\n{ct.to_markdown()}\n"]
+    (results / "summary.md").write_text("\n".join(md))
+    facet = dict(col="model", col_wrap=min(4, rows["model"].nunique()), hue="sampler", palette=plots.PALETTE,
+                 marker="o", kind="line", errorbar="sd", height=2.6, facet_kws={"sharey": False, "sharex": False})
+    for x, name in (("nfe", "quality_vs_nfe"), ("seconds_per_sample", "quality_vs_seconds")):
+        g = sns.relplot(rows, x=x, y="quality", **facet)
+        g.set(xscale="log")
+        g.set_axis_labels({"nfe": "NFE", "seconds_per_sample": "seconds per sample"}[x], "FID (images) / SW2 (toys)")
+        plots.save(g.figure, F / name)
+    plots.bpd_bars(lik, F / "likelihood")
+    curves = pd.concat([pd.read_csv(f).assign(model=Path(f).parent.name) for f in curve_files])
+    plots.training_curves(curves, F / "training_curves")

@@ -1,0 +1,71 @@
+"""Figures with seaborn: one colour per sampler everywhere; PNG and PDF."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+import torch  # noqa: E402
+
+from ..samplers import names  # noqa: E402
+
+PALETTE = dict(zip(names(), sns.color_palette("tab20", len(names()))))
+
+
+def save(fig, stem) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for p in paths:
+        fig.savefig(p, bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def quality_vs(rows, x: str, metric: str, label: str, stem, title: str):
+    """metric against NFE or seconds per sample, per sampler, log x axis."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(rows, x=x, y=metric, hue="sampler", palette=PALETTE, marker="o", errorbar="sd", ax=ax)
+    ax.set_xscale("log")
+    ax.set(xlabel={"nfe": "NFE", "seconds_per_sample": "seconds per sample"}.get(x, x), ylabel=label, title=title)
+    ax.legend(fontsize=7, ncol=2)
+    return save(fig, stem)
+
+
+def bpd_bars(lik, stem):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    col = "bpd" if "bpd" in lik.columns and lik["bpd"].notna().any() else "nll"
+    sns.barplot(lik, x="model", y=col, ax=ax, color="C0")
+    ax.set(ylabel="ODE bits/dim" if col == "bpd" else "ODE NLL (nats)", title="Likelihood per model")
+    ax.tick_params(axis="x", rotation=45)
+    return save(fig, stem)
+
+
+def training_curves(curves, stem):
+    """curves: DataFrame with model, step, loss."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sm = curves.assign(loss=curves.groupby("model")["loss"].transform(lambda v: v.rolling(25, min_periods=1).mean()))
+    sns.lineplot(sm, x="step", y="loss", hue="model", ax=ax)
+    ax.set(yscale="log", title="Training loss (running mean of 25 steps)")
+    return save(fig, stem)
+
+
+def sample_grid(x: torch.Tensor, stem, title: str, images=None):
+    """An 8x8 image grid, or a scatter / histogram for toy samples."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    if images is not None:
+        from torchvision.utils import make_grid
+
+        grid = make_grid(images.to_uint8(x[:64]), nrow=8, padding=1).permute(1, 2, 0)
+        ax.imshow(grid.numpy())
+        ax.axis("off")
+    elif x.shape[1] == 1:
+        sns.histplot(x[:, 0].numpy(), bins=80, stat="density", ax=ax)
+    else:
+        ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.5)
+        ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    return save(fig, stem)

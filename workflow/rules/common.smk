@@ -1,0 +1,33 @@
+import re
+import os
+
+from sgm_bench.plan import build_plan, preflight
+from sgm_bench.samplers import SAMPLERS
+
+PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
+R, W = config["results"], config["work"]
+MODELS = list(PLAN.models)
+JOBS = [(j.model, j.name) for j in PLAN.jobs]
+GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
+THREADS = config.get("threads_per_job", 1)
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)) if MODELS else "none",
+    sampler="|".join(SAMPLERS.names() + list(config.get("sampling", {}).get("variants", {}))),
+    data="[A-Za-z0-9_-]+",
+
+
+onstart:
+    problems = preflight(config)
+    if problems:
+        raise SystemExit("sgm-bench: cannot start:\n  - " + "\n  - ".join(problems))
+
+
+
+def classifier_input(wildcards):
+    key = config["models"][wildcards.model]["data"]
+    if PLAN.models[wildcards.model]["data"]["name"] in PLAN.image_datasets and \
+            config["evaluation"].get("extractor", "digits-cnn") == "digits-cnn":
+        return f"{W}/classifier/{key}.pt"
+    return []

@@ -1,0 +1,21 @@
+REPORT_TABLES = ["samplers", "likelihood", "cost", "paper"]
+
+
+rule report:
+    """Tables (CSV, Markdown, LaTeX) and seaborn figures (PNG, PDF) for results/<config>/."""
+    input:
+        stats=expand(f"{R}/train/{{model}}/train_stats.json", model=MODELS),
+        curves=expand(f"{R}/train/{{model}}/train_log.csv", model=MODELS),
+        metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
+        likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=MODELS),
+    output:
+        tables=expand(f"{R}/tables/{{t}}.md", t=REPORT_TABLES),
+        quality=report(f"{R}/figures/quality_vs_nfe.png", category="Figures"),
+        cost=report(f"{R}/figures/quality_vs_seconds.png", category="Figures"),
+        bpd=report(f"{R}/figures/likelihood.png", category="Figures"),
+        curves=report(f"{R}/figures/training_curves.png", category="Figures"),
+        summary=report(f"{R}/summary.md", category="Tables"),
+    log:
+        f"{R}/logs/report.log",
+    script:
+        "../scripts/report.py"

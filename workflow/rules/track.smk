@@ -1,0 +1,12 @@
+rule track:
+    """The one MLflow writer: idempotent by job key, so re-runs and parallel evaluations never duplicate runs."""
+    input:
+        stats=expand(f"{R}/train/{{model}}/train_stats.json", model=MODELS),
+        metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
+        likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=MODELS),
+    output:
+        f"{R}/mlflow_runs.json",
+    log:
+        f"{R}/logs/track.log",
+    script:
+        "../scripts/track.py"

@@ -1,0 +1,31 @@
+rule classifier:
+    """Domain classifier (the digits-CNN feature extractor and the clean classifier for guidance)."""
+    output:
+        weights=f"{W}/classifier/{{data}}.pt",
+        report=f"{R}/classifier/{{data}}.json",
+    log:
+        f"{R}/logs/classifier/{{data}}.log",
+    benchmark:
+        f"{R}/benchmarks/classifier/{{data}}.tsv"
+    threads: THREADS
+    script:
+        "../scripts/classifier.py"
+
+
+rule train:
+    """One model variant; checkpoints live in work/<config>/runs/<model>, outside the outputs, so a re-run resumes."""
+    output:
+        model=f"{W}/models/{{model}}/model.pt",
+        stats=f"{R}/train/{{model}}/train_stats.json",
+        log_csv=f"{R}/train/{{model}}/train_log.csv",
+    params:
+        run_dir=lambda wc: f"{W}/runs/{wc.model}",
+    log:
+        f"{R}/logs/train/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{model}}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    script:
+        "../scripts/train.py"

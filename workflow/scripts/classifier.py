@@ -1,0 +1,12 @@
+from sgm_bench.bench import setup_job
+from sgm_bench.experiment import load_dataset
+from sgm_bench.io import save_json
+from sgm_bench.metrics.digits_cnn import train_digits_classifier
+
+setup_job(snakemake.threads, snakemake.log[0])
+cfg = snakemake.config
+data = load_dataset(cfg["datasets"][snakemake.wildcards.data])
+report = train_digits_classifier(data.train, data.train_labels, data.test, data.test_labels, snakemake.output.weights,
+                                 epochs=cfg["evaluation"].get("classifier_epochs", 40))
+save_json({**report, "dataset": snakemake.wildcards.data, "note": "domain-feature classifier, not Inception"},
+          snakemake.output.report)

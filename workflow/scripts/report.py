@@ -1,0 +1,6 @@
+from sgm_bench.bench import setup_job
+from sgm_bench.report.build import build
+
+setup_job(1, snakemake.log[0])
+build(snakemake.config["results"], snakemake.input.metrics, snakemake.input.likelihood, snakemake.input.curves,
+      snakemake.config.get("paper_cells", []))

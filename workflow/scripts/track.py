@@ -1,0 +1,48 @@
+import csv
+import json
+import os
+from pathlib import Path
+
+from sgm_bench.bench import setup_job
+from sgm_bench.io import save_json
+from sgm_bench.plan import build_plan
+from sgm_bench.tracking import Tracker, environment_tags, flatten, job_key
+
+setup_job(1, snakemake.log[0])
+cfg = snakemake.config
+R = Path(cfg["results"])
+uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
+tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"))
+plan = build_plan(cfg)
+QUALITY = ("fid", "is", "is_std", "kid", "kid_std", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
+COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
+runs = []
+for model, mcfg in plan.models.items():
+    stats = json.loads((R / "train" / model / "train_stats.json").read_text())
+    lik = json.loads((R / "metrics" / model / "likelihood.json").read_text())
+    with open(R / "train" / model / "train_log.csv") as f:
+        curve = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+    tags = environment_tags(stats.get("device_name", ""))
+    params = {**flatten({k: v for k, v in mcfg.items()}), "config_hash": stats["config_hash"],
+              "checkpoint": f"{cfg['work']}/models/{model}/model.pt"}
+    metrics = {**{k: stats[k] for k in ("seconds", "steps_per_second", "peak_memory_mb", "parameters", "final_loss")
+                  if stats.get(k) is not None},
+               **{k: v for k, v in lik.items() if isinstance(v, (int, float))}}
+    parent, created = tracker.log_run(job_key(cfg["name"], model, stats["config_hash"]), model, params, metrics,
+                                      {**tags, "kind": "model", "config": cfg["name"]},
+                                      artifacts=[R / "train" / model / "train_log.csv"], series={"loss": curve})
+    runs.append({"model": model, "run_id": parent, "created": created})
+    for job in (j for j in plan.jobs if j.model == model):
+        for row in json.loads((R / "metrics" / model / f"{job.name}.json").read_text())["rows"]:
+            key = job_key(cfg["name"], model, stats["config_hash"], job.name, row["steps"], row["seed_set"])
+            p = {"sampler": job.sampler, "variant": job.name, "steps": row["steps"], "seed_set": row["seed_set"], "n": row["n"],
+                 **{f"option.{k}": v for k, v in job.options.items()},
+                 **{k: row[k] for k in ("extractor", "n_reference", "reference_hash") if k in row}}
+            m = {k: row[k] for k in QUALITY + COST if isinstance(row.get(k), (int, float))}
+            rid, c = tracker.log_run(key, f"{model}/{job.name}/{row['steps']}/{row['seed_set']}", p, m,
+                                     {**tags, "kind": "sampler", "device": row.get("device", "")}, parent=parent,
+                                     artifacts=[R / "samples" / model / f"{job.name}.png"])
+            runs.append({"model": model, "sampler": job.name, "steps": row["steps"], "seed_set": row["seed_set"],
+                         "run_id": rid, "created": c})
+save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
+           "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()}, snakemake.output[0])
