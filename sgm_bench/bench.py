@@ -13,7 +13,7 @@ from . import samplers
 from .experiment import Dataset
 from .likelihood import ddpm_vlb, dequantized_bpd, ode_nll
 from .metrics import mmd_rbf, sliced_wasserstein
-from .metrics.fidelity import fidelity_metrics, finite_only
+from .metrics.toy import finite_only
 from .models import ScoreModel
 from .train import peak_memory_mb
 
@@ -27,6 +27,8 @@ def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: i
     x, n_bad = finite_only(x)
     row = {"n_nonfinite": n_bad}
     if data.images is not None:
+        from .metrics.fidelity import fidelity_metrics  # torchvision's model zoo: only image jobs pay for it
+
         fid = fidelity_metrics(data.images.to_uint8(x), data.images.to_uint8(data.test), extractor=ev["extractor"],
                                weights_path=ev.get("extractor_weights"), cache_root=cache_root,
                                kid_subset_size=ev["kid_subset_size"], seed=seed)

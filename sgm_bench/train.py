@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
@@ -49,6 +49,18 @@ class TrainConfig:
             if getattr(cfg, k) <= 0:
                 raise ConfigError(f"train.{k} must be positive, got {getattr(cfg, k)}")
         return cfg
+
+
+def ema_with_warmup(decay: float):
+    """score_sde's EMA: decay_n = min(decay, (1 + n) / (10 + n)) after n updates, so early weights fade quickly."""
+
+    def update(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - d)
+
+    return update
 
 
 def pick_device(name: str) -> torch.device:
@@ -105,7 +117,7 @@ class Trainer:
         self.loss_fn, self.loss_opts = LOSSES[family.loss], loss_options(cfg, data)
         torch.manual_seed(self.tc.seed)
         self.model = model_from_spec(self.spec).to(self.device)
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.tc.ema), use_buffers=True)
+        self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.tc.ema), use_buffers=True)
         lr = self.tc.lr if self.tc.lr is not None else family.lr
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
         warm = max(self.tc.warmup, 1)

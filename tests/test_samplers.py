@@ -154,3 +154,16 @@ def test_probability_flow_encode_decode_round_trip(toy, method):
     back, _ = S.ode_flow(gm.score_fn(sde), sde, z, 1.0, 1e-3, method)
     assert (back - x).abs().max() < 1e-2
     assert abs(z.std() - 1) < 0.25  # the code is (close to) the N(0, I) prior
+
+
+def test_ddim_sigma_hat_on_all_steps_is_ddpm_ancestral_with_beta(toy):
+    """DDIM Table 1's sigma-hat row on the full step set is DDPM's sampler with sigma_t^2 = beta_t."""
+    gm = toy("mixture1d")
+    sde = build_sde("ddpm")
+    a = S.sample("ddim", gm.score_fn(sde), sde, (N, 1), steps=1000, eta="sigma_hat", seed=1).x
+    b = S.sample("ancestral", gm.score_fn(sde), sde, (N, 1), variance="beta", seed=2).x
+    floor = sliced_wasserstein(gm.sample(N, torch.Generator().manual_seed(8)), gm.sample(N, torch.Generator().manual_seed(9)))
+    assert sliced_wasserstein(a, b) < 2 * floor
+    werr, sw = oracle_error(gm, S.sample("ddim", gm.score_fn(sde), sde, (N, 1), steps=100, eta="sigma_hat").x,
+                            gm.sample(N, torch.Generator().manual_seed(5)))
+    assert werr < WEIGHT_TOL and sw < SW_TOL

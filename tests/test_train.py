@@ -112,3 +112,16 @@ def test_bad_train_options_fail_before_training(tmp_path):
         Trainer(toy_cfg(steps=-1), data, tmp_path)
     with pytest.raises(ConfigError, match="valid choices: .*ddpm"):
         Trainer({**toy_cfg(), "model": {"family": "ddpn"}}, data, tmp_path)
+
+
+def test_ema_warms_up_instead_of_remembering_the_initialisation(tmp_path):
+    """score_sde's EMA decay min(decay, (1+n)/(10+n)): after 100 steps at decay 0.9999 the EMA follows the weights."""
+    cfg = toy_cfg(steps=100, ema=0.9999)
+    data = load_dataset(cfg["data"])
+    tr = Trainer(cfg, data, tmp_path)
+    init = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.run()
+    ema, now = tr.ema.module.state_dict(), tr.model.state_dict()
+    to_now = sum(float((ema[k] - now[k]).norm()) for k in now if now[k].is_floating_point())
+    to_init = sum(float((ema[k] - init[k]).norm()) for k in now if now[k].is_floating_point())
+    assert to_now < 0.2 * to_init

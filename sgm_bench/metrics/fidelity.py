@@ -83,10 +83,7 @@ def check_images(x: torch.Tensor, what: str) -> torch.Tensor:
     return x
 
 
-def finite_only(samples: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Drop non-finite samples before quantization, returning (kept, how many were dropped): never fed silently."""
-    ok = torch.isfinite(samples.flatten(1)).all(1)
-    return samples[ok], int((~ok).sum())
+from .toy import finite_only  # noqa: E402  (re-exported: the same rule for images and toys)
 
 
 def content_hash(*parts) -> str:

@@ -48,3 +48,9 @@ def mode_weights(means: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Fraction of samples nearest each mode."""
     nearest = torch.cdist(x.double(), means.double().to(x.device)).argmin(1)
     return torch.bincount(nearest, minlength=len(means)).double() / len(x)
+
+
+def finite_only(samples: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Drop non-finite samples, returning (kept, how many were dropped): they are counted, never fed silently."""
+    ok = torch.isfinite(samples.flatten(1)).all(1)
+    return samples[ok], int((~ok).sum())

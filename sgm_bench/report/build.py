@@ -47,17 +47,27 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
     return out
 
 
-def build(results: Path, metric_files, lik_files, curve_files, paper_cells=()) -> None:
+def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=()) -> None:
     results = Path(results)
+    floors = {}
+    for f in floor_files:
+        rep = json.loads(Path(f).read_text())
+        floors[rep["dataset"]] = rep["floor"]
     T, F = results / "tables", results / "figures"
     rows = load_rows(metric_files)
     lik = pd.DataFrame([json.loads(Path(f).read_text()) for f in lik_files])
     md = ["# sgm-bench results\n"]
     sections = []
     for model, g in rows.groupby("model", sort=False):
-        metric = "fid" if g["fid"].notna().any() if "fid" in g else False else "sw"
+        metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
         t = tables.sampler_table(g, metric)
-        label = f"{model}: {'FID, ' + str(g['extractor'].iloc[0]) + ' features' if metric == 'fid' else 'sliced Wasserstein-2 to test data'} (mean ± std over seed sets; columns NFE)"
+        if metric == "fid":
+            fl = floors.get(g["dataset"].iloc[0])
+            floor = f"; floor (train vs test, n={fl['n_generated']}): FID {fl['fid']:.3g}" if fl else ""
+            label = f"{model}: FID on {g['extractor'].iloc[0]} features, not Inception{floor}"
+        else:
+            label = f"{model}: sliced Wasserstein-2 to held-out data"
+        label += " (mean ± std over seed sets; columns NFE)"
         tables.write_table(t, T / f"samplers_{model}", label)
         sections.append(f"## {label}\n\n{t.to_markdown()}\n")
     (T / "samplers.md").write_text("\n".join(sections))

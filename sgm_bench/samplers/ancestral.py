@@ -55,7 +55,11 @@ def ddim_timesteps(N: int, steps: int, skip: str = "uniform") -> list[int]:
 
 
 def ddim(score_fn, sde, z, noise, *, steps=50, eps=None, eta=0.0, skip="uniform", progress=False):
-    """x_{prev} = sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps_hat + sigma z (DDIM eq. 12), sigma by eta (eq. 16)."""
+    """x_prev = sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps_hat + sigma z (DDIM eq. 12), sigma by eta (eq. 16).
+
+    eta="sigma_hat" is the paper's large-variance row: DDPM's ancestral step on the same sub-sequence, with
+    beta = 1 - a / a_prev, the posterior mean of (x0_hat, x_t) and variance sigma-hat^2 = beta.
+    """
     if sde.kind != "vp":
         raise ConfigError(f"DDIM needs the VP (DDPM) process, not {sde.kind!r}")
     a_bar = sde.schedule.alphas_cumprod.to(z.device)
@@ -66,8 +70,13 @@ def ddim(score_fn, sde, z, noise, *, steps=50, eps=None, eta=0.0, skip="uniform"
         a, a_prev = a_bar[i], (a_bar[seq[k - 1]] if k > 0 else torch.ones((), device=z.device))
         e = -torch.sqrt(1 - a) * score_fn(x, vec(i / (sde.N - 1) * sde.T, x))
         x0 = (x - torch.sqrt(1 - a) * e) / torch.sqrt(a)
-        sigma = eta * torch.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
-        x = torch.sqrt(a_prev) * x0 + torch.sqrt(1 - a_prev - sigma**2) * e
+        if eta == "sigma_hat":
+            beta = 1 - a / a_prev
+            x = (torch.sqrt(a_prev) * beta * x0 + torch.sqrt(1 - beta) * (1 - a_prev) * x) / (1 - a)
+            sigma = torch.sqrt(beta)
+        else:
+            sigma = float(eta) * torch.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+            x = torch.sqrt(a_prev) * x0 + torch.sqrt(1 - a_prev - sigma**2) * e
         if k > 0:
             x = x + sigma * noise.randn()
     return x

@@ -25,6 +25,11 @@ onstart:
 
 
 
+DIGITS_FEATURES = config["evaluation"].get("extractor", "digits-cnn") == "digits-cnn"
+FLOORS = sorted({f"{R}/classifier/{config['models'][m]['data']}.json" for m in MODELS
+                 if PLAN.models[m]["data"]["name"] in PLAN.image_datasets and DIGITS_FEATURES})
+
+
 def classifier_input(wildcards):
     key = config["models"][wildcards.model]["data"]
     if PLAN.models[wildcards.model]["data"]["name"] in PLAN.image_datasets and \

@@ -8,6 +8,7 @@ rule report:
         curves=expand(f"{R}/train/{{model}}/train_log.csv", model=MODELS),
         metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
         likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=MODELS),
+        floors=FLOORS,
     output:
         tables=expand(f"{R}/tables/{{t}}.md", t=REPORT_TABLES),
         quality=report(f"{R}/figures/quality_vs_nfe.png", category="Figures"),
