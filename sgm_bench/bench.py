@@ -26,6 +26,8 @@ def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: i
     """FID / IS / KID against the test split (images) or SW / MMD / log-density / mode weights (toys)."""
     x, n_bad = finite_only(x)
     row = {"n_nonfinite": n_bad}
+    if len(x) < 2:  # the sampler diverged: a result to report (quality NaN), not a crash
+        return {**row, "diverged": True}
     if data.images is not None:
         from .metrics.fidelity import fidelity_metrics  # torchvision's model zoo: only image jobs pay for it
 
@@ -67,6 +69,8 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
 def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> dict:
     """Test-set ODE NLL (bpd with dequantization repeats for images, nats for toys); DDPM's bound apart."""
     n = int(lik.get("n_examples", 64))
+    if model.sde is None:
+        return {"n_examples": 0, "note": "not applicable: a single-noise-level score model defines no density"}
     kw = dict(solver=lik.get("solver", "rk45"), eps=float(lik.get("eps", 1e-5)), device=device)
     out = {"n_examples": n}
     if data.images is not None:

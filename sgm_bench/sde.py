@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
+from .errors import ConfigError
 from .registry import Registry
 
 SDES = Registry("sde")
@@ -156,7 +158,16 @@ class _VPFamily(SDE):
         super().__init__(N)
         self.beta_0, self.beta_1 = float(beta_min), float(beta_max)
         self.args = dict(beta_min=beta_min, beta_max=beta_max)
-        self.schedule = DDPMSchedule(beta_min / N, beta_max / N, N)
+
+    @functools.cached_property
+    def schedule(self) -> "DDPMSchedule":
+        """The N-step DDPM chain, betas linspace(beta_min / N, beta_max / N) as score_sde; built when first walked."""
+        if self.beta_1 / self.N >= 1:
+            raise ConfigError(
+                f"the {self.N}-step chain of {type(self).__name__} has beta_N = beta_max / N = {self.beta_1 / self.N:g} "
+                f">= 1 (score_sde's linear betas): use more than {self.beta_1:g} steps, or a sampler that does not walk "
+                "the chain (euler_maruyama, ode, ddim, edm_heun, dpm_solver)")
+        return DDPMSchedule(self.beta_0 / self.N, self.beta_1 / self.N, self.N)
 
     @property
     def prior_std(self):

@@ -70,7 +70,7 @@ def test_ncsn_mixing_check_catches_a_broken_annealed_sampler(toy):
 
 @pytest.mark.parametrize("name,opts,expected", [
     ("pc", {}, 2 * 1000), ("pc", {"denoise": True}, 2 * 1000 + 1), ("pc", {"steps": 100, "n_steps_each": 2}, 300),
-    ("euler_maruyama", {"steps": 50}, 50), ("reverse_diffusion", {}, 1000), ("corrector_only", {"steps": 10}, 20),
+    ("euler_maruyama", {"steps": 50}, 50), ("reverse_diffusion", {}, 1000), ("corrector_only", {"steps": 25}, 50),
     ("ancestral", {"steps": 30, "denoise": True}, 31), ("ddim", {"steps": 10}, 10), ("edm_heun", {}, 35),
     ("dpm_solver", {}, 20), ("ode", {"method": "euler", "steps": 40}, 40), ("ode", {"method": "heun", "steps": 40}, 80),
 ])
@@ -167,3 +167,11 @@ def test_ddim_sigma_hat_on_all_steps_is_ddpm_ancestral_with_beta(toy):
     werr, sw = oracle_error(gm, S.sample("ddim", gm.score_fn(sde), sde, (N, 1), steps=100, eta="sigma_hat").x,
                             gm.sample(N, torch.Generator().manual_seed(5)))
     assert werr < WEIGHT_TOL and sw < SW_TOL
+
+
+def test_vp_chain_with_too_few_steps_fails_clearly_but_euler_maruyama_runs(toy):
+    gm = toy("mixture1d")
+    sde = build_sde("vp")
+    with pytest.raises(ConfigError, match="beta_N = beta_max / N = 2 >= 1"):
+        S.sample("reverse_diffusion", gm.score_fn(sde), sde, (8, 1), steps=10)
+    assert torch.isfinite(S.sample("euler_maruyama", gm.score_fn(sde), sde, (8, 1), steps=10).x).all()

@@ -128,7 +128,7 @@ class Checkerboard:
         return torch.stack([x1, x2], 1) * 2
 
     def log_prob(self, x, *a, **k):
-        inside = (x.abs() <= 4).all(1) & ((torch.floor(x[:, 0] / 2) + torch.floor(x[:, 1] / 2)) % 2 == 1)
+        inside = (x.abs() <= 4).all(1) & ((torch.floor(x[:, 0] / 2) + torch.floor(x[:, 1] / 2)) % 2 == 0)
         return torch.where(inside, torch.full_like(x[:, 0], -math.log(32)), torch.full_like(x[:, 0], -math.inf))
 
 

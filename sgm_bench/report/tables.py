@@ -42,8 +42,8 @@ def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
     """ODE bpd (or toy NLL) and DDPM's bound, in separate columns: a bound is never mixed with an exact value."""
     cols = {"bpd": "ODE bpd", "bpd_std": "± (dequant.)", "bpd_nfe": "NFE", "vlb_bpd": "VLB bpd (bound, ≥)",
             "nll": "ODE NLL (nats)", "nll_std": "± (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE "}
-    present = [c for c in cols if c in lik.columns]
-    return lik.set_index("model")[present].rename(columns=cols)
+    present = [c for c in cols if c in lik.columns and lik[c].notna().any()]
+    return lik.set_index("model")[present].dropna(how="all").rename(columns=cols)
 
 
 def _published(v):

@@ -6,6 +6,7 @@ from pathlib import Path
 from sgm_bench.bench import setup_job
 from sgm_bench.io import save_json
 from sgm_bench.plan import build_plan
+from sgm_bench.samplers import SAMPLERS
 from sgm_bench.tracking import Tracker, environment_tags, flatten, job_key
 
 setup_job(1, snakemake.log[0])
@@ -36,7 +37,7 @@ for model, mcfg in plan.models.items():
         for row in json.loads((R / "metrics" / model / f"{job.name}.json").read_text())["rows"]:
             key = job_key(cfg["name"], model, stats["config_hash"], job.name, row["steps"], row["seed_set"])
             p = {"sampler": job.sampler, "variant": job.name, "steps": row["steps"], "seed_set": row["seed_set"], "n": row["n"],
-                 **{f"option.{k}": v for k, v in job.options.items()},
+                 **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
                  **{k: row[k] for k in ("extractor", "n_reference", "reference_hash") if k in row}}
             m = {k: row[k] for k in QUALITY + COST if isinstance(row.get(k), (int, float))}
             rid, c = tracker.log_run(key, f"{model}/{job.name}/{row['steps']}/{row['seed_set']}", p, m,
