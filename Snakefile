@@ -4,7 +4,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default configuration only when none is given: Snakemake would deep-merge --configfile onto a `configfile:`
+# directive, mixing the default models into every other configuration.
+if not config:
+    import yaml
+
+    config.update(yaml.safe_load(open(workflow.source_path("config/config.yaml"))))
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -65,6 +65,17 @@ def _grid(job_name: str, sampler: str, variant: dict, spec: dict, sampling: dict
     return list(steps)
 
 
+def _check_chain(model: str, job_name: str, spec: dict, steps: list) -> None:
+    """A chain-walking sampler's step counts must give a valid discrete chain (VP: beta_max / N < 1)."""
+    sde = build_sde(spec["model"]["family"], **spec["model"].get("sde", {}))
+    for s in steps:
+        if s is not None and hasattr(sde, "beta_1"):
+            try:
+                sde.with_N(s).schedule
+            except ConfigError as e:
+                raise ConfigError(f"model {model!r}, sampler {job_name!r}, steps {s}: {e}") from e
+
+
 def build_plan(config: dict) -> Plan:
     """Every (model, sampler) job of a configuration, or a ConfigError naming the offending entry."""
     datasets = config.get("datasets", {})
@@ -89,6 +100,8 @@ def build_plan(config: dict) -> Plan:
             options = merged(config.get("sampling", {}).get("options", {}).get(sampler, {}), variant.get("options", {}))
             options = merged(options, spec.get("options", {}).get(job_name, {}))
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
+            if SAMPLERS[sampler].walks_chain:
+                _check_chain(name, job_name, spec, steps)
             jobs.append(EvalJob(name, job_name, sampler, steps, options))
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
     return Plan(models, jobs, images)

@@ -55,6 +55,8 @@ BAD = {
     "negative steps": ({"sampling": {"steps": {"default": [-5]}}}, r"-5"),
     "sigma_min >= sigma_max": ({"models": {"m": {"model": {"sde": {"sigma_min": 5.0, "sigma_max": 1.0}}}}},
                                r"sigma_min < sigma_max"),
+    "VP chain too short": ({"models": {"m": {"model": {"family": "vp"}, "samplers": ["pc"]}},
+                            "sampling": {"steps": {"default": [10]}}}, r"steps 10: the 10-step chain of VPSDE"),
     "missing data root": ({"datasets": {"c": {"name": "cifar10"}}, "models": {"m": {"data": "c"}}}, r"needs datasets.c.root"),
 }
 

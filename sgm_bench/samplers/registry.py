@@ -27,6 +27,7 @@ class SamplerSpec:
     families: tuple[str, ...]
     defaults: dict = field(default_factory=dict)
     denoise: bool = True
+    walks_chain: bool = False  # uses the N-step discrete chain (VP: needs N > beta_max)
 
     @property
     def kinds(self) -> set:
@@ -37,12 +38,13 @@ SAMPLERS = Registry("sampler")
 for name, spec in {
     "langevin": SamplerSpec(langevin, ("score",), denoise=False),
     "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5}),
-    "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}),
+    "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}, walks_chain=True),
     "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
     "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama"), DIFFUSION),
-    "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION),
-    "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "snr": 0.16, "n_steps_each": 1}),
-    "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}),
+    "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION, walks_chain=True),
+    "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "snr": 0.16, "n_steps_each": 1},
+                      walks_chain=True),
+    "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}, walks_chain=True),
     "ode": SamplerSpec(ode, DIFFUSION, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
     "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False),
     "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=False),
