@@ -76,8 +76,12 @@ def langevin_corrector(sde, score_fn, x, t, noise, snr: float, n_steps: int, nor
 
 
 def pc(score_fn, sde, z, noise, *, steps=None, eps=1e-3, predictor="reverse_diffusion", corrector="langevin",
-       snr=0.16, n_steps_each=1, norm="batch", progress=False):
-    """Alg. 1: for t_N > ... > t_1: corrector steps, then one predictor step; the last predictor mean is returned."""
+       snr=0.16, n_steps_each=1, norm="batch", constraint=None, progress=False):
+    """Alg. 1: for t_N > ... > t_1: corrector steps, then one predictor step; the last predictor mean is returned.
+
+    `constraint(x, t)` (inpainting, colorization: sgm_bench.guidance) re-imposes what is known after every step at the
+    step's new time, and `constraint.finish(x)` at the end.
+    """
     if corrector not in ("langevin", "none"):
         raise ConfigError(f"unknown corrector {corrector!r}; choose 'langevin' or 'none'")
     chain = sde if steps is None else sde.with_N(steps)
@@ -90,15 +94,17 @@ def pc(score_fn, sde, z, noise, *, steps=None, eps=1e-3, predictor="reverse_diff
         if corrector == "langevin":
             x, mean = langevin_corrector(chain, score_fn, x, t, noise, snr, n_steps_each, norm)
         x, mean = step(chain, score_fn, x, t, noise)
-    return mean
+        if constraint is not None and k < chain.N - 1:
+            x = constraint(x, vec(grid[k + 1], x))
+    return mean if constraint is None else constraint.finish(mean)
 
 
 def predictor_only(predictor: str):
     """A sampler running one predictor alone (score_sde's P1000 rows)."""
 
-    def sampler(score_fn, sde, z, noise, *, steps=None, eps=1e-3, progress=False):
+    def sampler(score_fn, sde, z, noise, *, steps=None, eps=1e-3, constraint=None, progress=False):
         return pc(score_fn, sde, z, noise, steps=steps, eps=eps, predictor=predictor, corrector="none",
-                  progress=progress)
+                  constraint=constraint, progress=progress)
 
     sampler.__doc__ = f"Predictor-only sampling with {predictor}: {PREDICTORS[predictor].__doc__}"
     return sampler
