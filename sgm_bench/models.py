@@ -64,12 +64,15 @@ class ScoreModel(nn.Module):
         self.shape = tuple(net.shape) if hasattr(net, "shape") else None
 
     def label(self, t: torch.Tensor) -> torch.Tensor:
-        """The network's noise input: step index (discrete), log sigma(t) (VE) or 999 t (VP, sub-VP)."""
+        """The network's noise input: step index (discrete), log sigma(t) (VE), or t times the embedding's time scale
+        (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features)."""
         if self.sde is None:
             return torch.zeros_like(t)
         if self.family.discrete:
             return self.sde.index(t).float()
-        return torch.log(self.sde.std(t)) if self.sde.kind == "ve" else 999 * t
+        if self.sde.kind == "ve":
+            return torch.log(self.sde.std(t))
+        return t * getattr(getattr(getattr(self.net, "cond", None), "noise", None), "time_scale", 999.0)
 
     def noise_level(self, t: torch.Tensor) -> NoiseLevel:
         """m_t, s_t at t; the discrete chains use their own sigma_i or alpha-bar_i, not the continuous marginals."""

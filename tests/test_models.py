@@ -66,3 +66,10 @@ def test_cli_reports_errors_in_one_line(tmp_path):
     assert out.stderr.strip().startswith("sgm-bench: error: unknown model family 'ddpn'") and "Traceback" not in out.stderr
     out = subprocess.run([sys.executable, "-m", "sgm_bench.cli", "list"], capture_output=True, text=True)
     assert out.returncode == 0 and "ddpm" in out.stdout and "dpm_solver" in out.stdout
+
+
+@pytest.mark.parametrize("embedding,scale", [("sinusoidal", 999.0), ("fourier", 1.0)])
+def test_continuous_vp_time_enters_at_the_embeddings_scale(embedding, scale):
+    m = build_model("vp", (2,), {"name": "mlp", "embedding": embedding})
+    t = torch.tensor([0.25, 1.0])
+    assert torch.allclose(m.label(t), t * scale)

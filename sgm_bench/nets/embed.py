@@ -15,6 +15,8 @@ EMBEDDINGS = Registry("noise embedding")
 class GaussianFourier(nn.Module):
     """Random Fourier features [sin 2 pi W c, cos 2 pi W c], W ~ N(0, scale^2) fixed (Tancik et al.; score_sde)."""
 
+    time_scale = 1.0  # continuous VP / sub-VP time enters as t (NCSN++ style)
+
     def __init__(self, dim: int, num_labels: int | None = None, scale: float = 16.0):
         super().__init__()
         self.register_buffer("W", torch.randn(dim // 2) * scale)
@@ -27,6 +29,8 @@ class GaussianFourier(nn.Module):
 @EMBEDDINGS.register("sinusoidal")
 class Sinusoidal(nn.Module):
     """Transformer sinusoidal embedding of a scalar label, as DDPM embeds its step index."""
+
+    time_scale = 999.0  # continuous VP / sub-VP time enters as 999 t (DDPM++ style)
 
     def __init__(self, dim: int, num_labels: int | None = None, max_period: float = 10000.0):
         super().__init__()
@@ -42,6 +46,8 @@ class Sinusoidal(nn.Module):
 class IndexEmbedding(nn.Embedding):
     """A learned vector per discrete noise level (NCSN's noise-conditional network)."""
 
+    time_scale = 1.0
+
     def __init__(self, dim: int, num_labels: int | None = None):
         if not num_labels:
             raise ValueError("an 'index' embedding needs num_labels (the number of noise levels)")
@@ -54,6 +60,8 @@ class IndexEmbedding(nn.Embedding):
 @EMBEDDINGS.register("none")
 class NoEmbedding(nn.Module):
     """No noise conditioning (the single-level `score` family)."""
+
+    time_scale = 1.0
 
     def __init__(self, dim: int, num_labels: int | None = None):
         super().__init__()

@@ -48,7 +48,7 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
     return out
 
 
-def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=()) -> None:
+def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=()) -> None:
     results = Path(results)
     floors = {}
     for f in floor_files:
@@ -96,6 +96,11 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         paper_md.append(f"## {table['source']}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))
     md += sections + [f"## Likelihood\n\n{lt}", f"## Cost\n\n{ct.to_markdown()}\n"]
+    for f in experiment_files:
+        exp = json.loads(Path(f).read_text())
+        nums = "\n".join(f"| {k} | {v:.4g} |" for k, v in exp.items() if isinstance(v, (int, float)))
+        md.append(f"## Experiment: {exp['experiment']}\n\n{exp['doc']}\n\n![{exp['experiment']}](experiments/"
+                  f"{exp['experiment']}.png)\n\n| number | value |\n|---|---|\n{nums}\n")
     (results / "summary.md").write_text("\n".join(md))
     facet = dict(col="model", col_wrap=min(4, rows["model"].nunique()), hue="sampler", palette=plots.PALETTE,
                  marker="o", kind="line", errorbar="sd", height=2.6, facet_kws={"sharey": False, "sharex": False})

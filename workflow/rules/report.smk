@@ -8,6 +8,7 @@ rule report:
         curves=expand(f"{R}/train/{{model}}/train_log.csv", model=MODELS),
         metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
         likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=MODELS),
+        experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
         floors=FLOORS,
     output:
         tables=expand(f"{R}/tables/{{t}}.md", t=REPORT_TABLES),

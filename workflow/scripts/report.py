@@ -3,4 +3,4 @@ from sgm_bench.report.build import build
 
 setup_job(1, snakemake.log[0])
 build(snakemake.config["results"], snakemake.input.metrics, snakemake.input.likelihood, snakemake.input.curves,
-      snakemake.config.get("paper_cells", []), snakemake.input.floors)
+      snakemake.config.get("paper_cells", []), snakemake.input.floors, snakemake.input.experiments)

@@ -45,5 +45,12 @@ for model, mcfg in plan.models.items():
                                      artifacts=[R / "samples" / model / f"{job.name}.png"])
             runs.append({"model": model, "sampler": job.name, "steps": row["steps"], "seed_set": row["seed_set"],
                          "run_id": rid, "created": c})
+for path in snakemake.input.experiments:
+    exp = json.loads(Path(path).read_text())
+    numbers = {k.replace("[", "_").replace("]", "").replace("=", ""): v for k, v in exp.items() if isinstance(v, (int, float))}
+    rid, c = tracker.log_run(job_key(cfg["name"], "experiment", exp["experiment"], numbers), f"experiment/{exp['experiment']}",
+                             {"experiment": exp["experiment"], "description": exp["doc"]}, numbers,
+                             {**environment_tags(), "kind": "experiment"}, artifacts=[Path(path).with_suffix(".png")])
+    runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
 save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
            "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()}, snakemake.output[0])
