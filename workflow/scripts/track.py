@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from sgm_bench.bench import setup_job
-from sgm_bench.io import save_json
+from sgm_bench.io import file_hash, save_json
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers import SAMPLERS
 from sgm_bench.tracking import Tracker, environment_tags, flatten, job_key
@@ -29,13 +29,16 @@ for model, mcfg in plan.models.items():
     metrics = {**{k: stats[k] for k in ("seconds", "steps_per_second", "peak_memory_mb", "parameters", "final_loss")
                   if stats.get(k) is not None},
                **{k: v for k, v in lik.items() if isinstance(v, (int, float))}}
-    parent, created = tracker.log_run(job_key(cfg["name"], model, stats["config_hash"]), model, params, metrics,
+    # keys carry the content hash of the job's output: identical results are never logged twice, new results are
+    parent, created = tracker.log_run(job_key(cfg["name"], model, file_hash(R / "train" / model / "train_stats.json")),
+                                      model, params, metrics,
                                       {**tags, "kind": "model", "config": cfg["name"]},
                                       artifacts=[R / "train" / model / "train_log.csv"], series={"loss": curve})
     runs.append({"model": model, "run_id": parent, "created": created})
     for job in (j for j in plan.jobs if j.model == model):
-        for row in json.loads((R / "metrics" / model / f"{job.name}.json").read_text())["rows"]:
-            key = job_key(cfg["name"], model, stats["config_hash"], job.name, row["steps"], row["seed_set"])
+        metrics_file = R / "metrics" / model / f"{job.name}.json"
+        for row in json.loads(metrics_file.read_text())["rows"]:
+            key = job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"], file_hash(metrics_file))
             p = {"sampler": job.sampler, "variant": job.name, "steps": row["steps"], "seed_set": row["seed_set"], "n": row["n"],
                  **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
                  **{k: row[k] for k in ("extractor", "n_reference", "reference_hash") if k in row}}
