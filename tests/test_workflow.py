@@ -37,6 +37,7 @@ def test_dry_run_lists_every_expected_job(config):
     assert counts["likelihood"] == len(cfg["models"])
     assert counts["track"] == counts["report"] == 1
     assert counts.get("classifier", 0) == (1 if cfg["evaluation"].get("extractor") == "digits-cnn" else 0)
+    assert counts.get("experiment", 0) == len(cfg.get("experiments", {}))
 
 
 def test_default_config_trains_every_family_on_digits_and_mixture():
