@@ -37,6 +37,9 @@ def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: i
         return {**row, **fid}
     ref = data.test[: len(x)]
     row.update(sw=sliced_wasserstein(x, ref), mmd=mmd_rbf(x, ref))
+    if len(data.test) >= 2 * len(x):  # the sampling floor: two held-out sets of the same size
+        row.update(sw_floor=sliced_wasserstein(data.test[len(x): 2 * len(x)], ref),
+                   mmd_floor=mmd_rbf(data.test[len(x): 2 * len(x)], ref))
     if getattr(data.toy, "has_density", False):
         row["mean_log_density"] = float(data.toy.log_prob(x).mean())
     if hasattr(data.toy, "mode_weights"):

@@ -125,3 +125,17 @@ def test_ema_warms_up_instead_of_remembering_the_initialisation(tmp_path):
     to_now = sum(float((ema[k] - now[k]).norm()) for k in now if now[k].is_floating_point())
     to_init = sum(float((ema[k] - init[k]).norm()) for k in now if now[k].is_floating_point())
     assert to_now < 0.2 * to_init
+
+
+def test_bf16_autocast_trains_with_finite_loss(tmp_path):
+    cfg = toy_cfg(steps=10, bf16=True)
+    stats = Trainer(cfg, load_dataset(cfg["data"]), tmp_path).run()
+    assert stats["steps"] == 10 and stats["final_loss"] == stats["final_loss"]
+    assert stats["train_config"]["bf16"] is True
+
+
+def test_fidelity_wrapper_is_importable_from_metrics():
+    from sgm_bench.metrics import fidelity_metrics
+    from sgm_bench.metrics.fidelity import fidelity_metrics as direct
+
+    assert fidelity_metrics is direct

@@ -1,4 +1,15 @@
 """Metrics: toy-sample metrics here; FID / IS / KID through torch-fidelity in `fidelity`."""
 from .toy import mean_log_density, mmd_floor, mmd_rbf, mode_weights, sliced_wasserstein
 
-__all__ = ["sliced_wasserstein", "mmd_rbf", "mmd_floor", "mean_log_density", "mode_weights"]
+
+
+def __getattr__(name):
+    """fidelity_metrics and friends load torch-fidelity (and torchvision's model zoo) only when asked for."""
+    if name in ("fidelity_metrics", "finite_only", "DIGITS", "INCEPTION"):
+        from . import fidelity
+
+        return getattr(fidelity, name)
+    raise AttributeError(name)
+
+
+__all__ = ["fidelity_metrics", "sliced_wasserstein", "mmd_rbf", "mmd_floor", "mean_log_density", "mode_weights"]

@@ -67,7 +67,8 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
             floor = f"; floor (train vs test, n={fl['n_generated']}): FID {fl['fid']:.3g}" if fl else ""
             label = f"{model}: FID on {g['extractor'].iloc[0]} features, not Inception{floor}"
         else:
-            label = f"{model}: sliced Wasserstein-2 to held-out data"
+            floor = f"; floor (held-out vs held-out): {g['sw_floor'].mean():.3g}" if "sw_floor" in g else ""
+            label = f"{model}: sliced Wasserstein-2 to held-out data{floor}"
         label += " (mean ± std over seed sets; columns NFE)"
         tables.write_table(t, T / f"samplers_{model}", label)
         sections.append(f"## {label}\n\n{t.to_markdown()}\n")

@@ -26,13 +26,18 @@ onstart:
 
 
 DIGITS_FEATURES = config["evaluation"].get("extractor", "digits-cnn") == "digits-cnn"
-FLOORS = sorted({f"{R}/classifier/{config['models'][m]['data']}.json" for m in MODELS
-                 if PLAN.models[m]["data"]["name"] in PLAN.image_datasets and DIGITS_FEATURES})
+FLOORS = sorted({f"{R}/reference/{config['models'][m]['data']}.json" for m in MODELS
+                 if PLAN.models[m]["data"]["name"] in PLAN.image_datasets})
+
+
+def image_model(model):
+    return PLAN.models[model]["data"]["name"] in PLAN.image_datasets
 
 
 def classifier_input(wildcards):
     key = config["models"][wildcards.model]["data"]
-    if PLAN.models[wildcards.model]["data"]["name"] in PLAN.image_datasets and \
-            config["evaluation"].get("extractor", "digits-cnn") == "digits-cnn":
-        return f"{W}/classifier/{key}.pt"
-    return []
+    return f"{W}/classifier/{key}.pt" if image_model(wildcards.model) and DIGITS_FEATURES else []
+
+
+def reference_input(wildcards):
+    return f"{R}/reference/{config['models'][wildcards.model]['data']}.json" if image_model(wildcards.model) else []

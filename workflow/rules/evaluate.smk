@@ -3,6 +3,7 @@ rule evaluate:
     input:
         model=rules.train.output.model,
         classifier=classifier_input,
+        reference=reference_input,
     output:
         metrics=f"{R}/metrics/{{model}}/{{sampler}}.json",
         grid=report(f"{R}/samples/{{model}}/{{sampler}}.png", category="Samples", subcategory="{model}"),

@@ -12,6 +12,23 @@ rule classifier:
         "../scripts/classifier.py"
 
 
+rule reference:
+    """Reference statistics of an image test split (cached once, content-hashed) and the train-vs-test floor."""
+    input:
+        unpack(lambda wc: {"classifier": f"{W}/classifier/{wc.data}.pt"} if DIGITS_FEATURES else {}),
+    output:
+        f"{R}/reference/{{data}}.json",
+    log:
+        f"{R}/logs/reference/{{data}}.log",
+    benchmark:
+        f"{R}/benchmarks/reference/{{data}}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    script:
+        "../scripts/reference.py"
+
+
 rule train:
     """One model variant; checkpoints live in work/<config>/runs/<model>, outside the outputs, so a re-run resumes."""
     output:
