@@ -12,11 +12,6 @@ import yaml
 from .errors import ConfigError, SgmBenchError
 
 
-def parse_value(text: str):
-    """YAML scalars for --set key=value (numbers, booleans, lists)."""
-    return yaml.safe_load(text)
-
-
 def apply_sets(cfg: dict, sets: list[str]) -> dict:
     """--set a.b.c=value overrides."""
     for item in sets or []:
@@ -27,7 +22,7 @@ def apply_sets(cfg: dict, sets: list[str]) -> dict:
         *path, last = key.split(".")
         for p in path:
             node = node.setdefault(p, {})
-        node[last] = parse_value(value)
+        node[last] = yaml.safe_load(value)  # YAML scalars: numbers, booleans, lists
     return cfg
 
 

@@ -25,16 +25,6 @@ def save(fig, stem) -> list[Path]:
     return paths
 
 
-def quality_vs(rows, x: str, metric: str, label: str, stem, title: str):
-    """metric against NFE or seconds per sample, per sampler, log x axis."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(rows, x=x, y=metric, hue="sampler", palette=PALETTE, marker="o", errorbar="sd", ax=ax)
-    ax.set_xscale("log")
-    ax.set(xlabel={"nfe": "NFE", "seconds_per_sample": "seconds per sample"}.get(x, x), ylabel=label, title=title)
-    ax.legend(fontsize=7, ncol=2)
-    return save(fig, stem)
-
-
 def bpd_bars(lik, stem):
     fig, ax = plt.subplots(figsize=(6, 3.5))
     col = "bpd" if "bpd" in lik.columns and lik["bpd"].notna().any() else "nll"

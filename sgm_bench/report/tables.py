@@ -6,9 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-QUALITY = {"images": ("fid", "FID"), "toy": ("sw", "SW2")}
-
-
 def write_table(df: pd.DataFrame, stem, caption: str = "") -> list[Path]:
     """stem.csv, stem.md, stem.tex."""
     stem = Path(stem)

@@ -15,7 +15,8 @@ R = Path(cfg["results"])
 uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
 tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"))
 plan = build_plan(cfg)
-QUALITY = ("fid", "is", "is_std", "kid", "kid_std", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
+QUALITY = ("fid", "is", "is_std", "kid", "kid_std", "sw", "sw_floor", "mmd", "mmd_floor", "mean_log_density",
+           "mode_weight_error", "n_nonfinite")
 COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
 runs = []
 for model, mcfg in plan.models.items():
