@@ -5,7 +5,6 @@ Each returns plain rows (dicts) that tracking and reporting read; nothing here k
 from __future__ import annotations
 
 import math
-import platform
 
 import torch
 
@@ -15,11 +14,7 @@ from .likelihood import ddpm_vlb, dequantized_bpd, ode_nll
 from .metrics import mmd_rbf, sliced_wasserstein
 from .metrics.toy import finite_only
 from .models import ScoreModel
-from .train import peak_memory_mb
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
+from .train import device_name, peak_memory_mb
 
 
 def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: int) -> dict:

@@ -74,6 +74,13 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's architecture: recorded with every timing."""
+    import platform
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
+
+
 def _checkpoints(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("step_*.pt"))
 
@@ -217,7 +224,7 @@ class Trainer:
         stats = {"steps": self.step, "resumed_from": resumed_from, "seconds": seconds,
                  "steps_per_second": (self.step - first) / seconds if seconds > 0 else None,
                  "peak_memory_mb": peak_memory_mb(self.device), "device": str(self.device),
-                 "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                 "device_name": device_name(self.device),
                  "parameters": sum(p.numel() for p in self.model.parameters()), "config_hash": self.hash,
                  "final_loss": self.history[-1][1] if self.history else None, "train_config": asdict(self.tc)}
         save_json(stats, self.run_dir / "train_stats.json")

@@ -1,5 +1,4 @@
 import re
-import os
 
 from sgm_bench.plan import build_plan, preflight
 from sgm_bench.samplers import SAMPLERS
