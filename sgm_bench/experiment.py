@@ -35,7 +35,8 @@ class Dataset:
 
 
 def load_dataset(cfg: dict) -> Dataset:
-    """data: {name, n_train, n_test, seed, root, download} for a toy or image dataset name."""
+    """data: {name, n_train, n_test, seed, root, download} for a toy or image dataset name; other keys are the image
+    loader's own options (e.g. synthetic's channels)."""
     name = cfg.get("name", "mixture2d")
     seed = int(cfg.get("seed", 0))
     if name in TOYS:
@@ -45,7 +46,11 @@ def load_dataset(cfg: dict) -> Dataset:
         test = dist.sample(int(cfg.get("n_test", 2000)), g)
         return Dataset(name, train, test, toy=dist)
     if name in IMAGES:
-        img = IMAGES[name](root=cfg.get("root"), download=bool(cfg.get("download", False)), seed=seed)
+        extra = {k: v for k, v in cfg.items() if k not in ("name", "seed", "root", "download")}
+        try:
+            img = IMAGES[name](root=cfg.get("root"), download=bool(cfg.get("download", False)), seed=seed, **extra)
+        except TypeError as e:
+            raise ConfigError(f"dataset {name!r}: bad option(s) {sorted(extra)}: {e}") from e
         return Dataset(name, img.to_model(img.train), img.to_model(img.test), img.train_labels, img.test_labels, img)
     raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
 

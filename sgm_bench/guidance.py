@@ -5,41 +5,63 @@ SDE sampler and the probability-flow ODE can use it unchanged.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from .nets.embed import GaussianFourier
+from .nets.unet import UNetClassifier
+from .registry import Registry
 from .sde import SDE, bcast
 
 
+TIME_CLASSIFIERS = Registry("time-dependent classifier")
+
+
+@TIME_CLASSIFIERS.register("mlp")
 class TimeClassifier(nn.Module):
     """p_t(y | x(t)): an MLP on the flattened pixels and Fourier features of t (2 hidden layers of 128)."""
 
-    def __init__(self, dim: int, num_classes: int, hidden: int = 128, embed: int = 32):
+    def __init__(self, shape, num_classes: int, hidden: int = 128, embed: int = 32):
         super().__init__()
         self.embed = GaussianFourier(embed, scale=16.0)
-        self.net = nn.Sequential(nn.Linear(dim + embed, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, num_classes))
+        self.net = nn.Sequential(nn.Linear(math.prod(shape) + embed, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                 nn.SiLU(), nn.Linear(hidden, num_classes))
 
     def forward(self, x, t):
         return self.net(torch.cat([x.flatten(1), self.embed(t)], 1))
 
 
+@TIME_CLASSIFIERS.register("unet")
+class UNetTimeClassifier(UNetClassifier):
+    """p_t(y | x(t)) for images: the U-Net encoder conditioned on Fourier features of t, pooled to logits."""
+
+    def __init__(self, shape, num_classes: int, **encoder):
+        super().__init__(shape, num_classes, **{"embedding": "fourier", **encoder})
+
+    def forward(self, x, t):
+        return super().forward(x, t * self.cond.noise.time_scale)
+
+
 def train_time_classifier(sde: SDE, x, y, num_classes: int, steps: int = 3000, batch: int = 128, lr: float = 1e-3,
-                          eps: float = 1e-3, seed: int = 0, progress: bool = False) -> TimeClassifier:
-    """Cross-entropy on x(t) ~ p_0t(. | x0) with t ~ U(eps, 1): a classifier of noisy data at every noise level."""
+                          eps: float = 1e-3, seed: int = 0, net: dict | None = None, progress: bool = False,
+                          device="cpu") -> nn.Module:
+    """Cross-entropy on x(t) ~ p_0t(. | x0) with t ~ U(eps, 1): a classifier of noisy data at every noise level.
+    `net`: {name: mlp | unet, ...options}; the MLP (2x128) by default."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    clf = TimeClassifier(x[0].numel(), num_classes)
+    net = dict(net or {"name": "mlp"})
+    clf = TIME_CLASSIFIERS[net.pop("name", "mlp")](tuple(x.shape[1:]), num_classes, **net).to(device)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     for _ in tqdm(range(steps), disable=not progress, desc="time classifier"):
         idx = torch.randint(len(x), (batch,), generator=g)
         t = torch.rand(batch, generator=g) * (1 - eps) + eps
         mean, std = sde.marginal_prob(x[idx], t)
         xt = mean + bcast(std, mean) * torch.randn(mean.shape, generator=g)
-        loss = F.cross_entropy(clf(xt, t), y[idx])
+        loss = F.cross_entropy(clf(xt.to(device), t.to(device)), y[idx].to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -61,16 +83,16 @@ def classifier_guided(score_fn, log_prob_y, w: float = 1.0):
     return guided
 
 
-def classifier_log_prob(clf: TimeClassifier, y: torch.Tensor):
-    """log p_t(y | x) from a TimeClassifier's logits, for classifier_guided."""
+def classifier_log_prob(clf: nn.Module, y: torch.Tensor):
+    """log p_t(y | x) from a time-dependent classifier's logits, for classifier_guided."""
     return lambda x, t: torch.log_softmax(clf(x, t), 1).gather(1, y[:, None])[:, 0]
 
 
-def classifier_free(cond_score_fn, w: float):
-    """Ho & Salimans: s~ = (1 + w) s(x, t, y) - w s(x, t, null); cond_score_fn(x, t, y_or_None). Two evaluations a call."""
+def classifier_free(cond_score_fn, uncond_score_fn, w: float):
+    """s~(x, t, y) = (1 + w) s(x, t, y) - w s(x, t, null) (Ho & Salimans 2022, eq. 6 on scores): two evaluations a call."""
 
     def guided(x, t):
-        return (1 + w) * cond_score_fn(x, t, True) - w * cond_score_fn(x, t, False)
+        return (1 + w) * cond_score_fn(x, t) - w * uncond_score_fn(x, t)
 
     return guided
 
@@ -98,7 +120,7 @@ class Colorization(Inpainting):
     def __init__(self, sde: SDE, grey: torch.Tensor, generator: torch.Generator | None = None):
         q, _ = torch.linalg.qr(torch.tensor([[1.0, 1, 1], [0, 1, 0], [0, 0, 1]]).T)
         self.M = q.T * torch.sign(q.T[0, 0])  # rows: orthonormal basis, first row (1,1,1)/sqrt(3)
-        known = torch.zeros(grey.shape[0], 3, *grey.shape[2:])
+        known = grey.new_zeros(grey.shape[0], 3, *grey.shape[2:])
         known[:, :1] = grey * 3**0.5  # the first decoupled channel of a grey pixel g*(1,1,1)
         mask = torch.zeros_like(known)
         mask[:, :1] = 1

@@ -103,6 +103,11 @@ def build_plan(config: dict) -> Plan:
             if SAMPLERS[sampler].walks_chain:
                 _check_chain(name, job_name, spec, steps)
             jobs.append(EvalJob(name, job_name, sampler, steps, options))
+    if config.get("experiments"):
+        from .experiments import experiment_options  # imports matplotlib: only when a configuration has experiments
+
+        for target in config["experiments"]:
+            experiment_options(target, config)
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
     return Plan(models, jobs, images)
 

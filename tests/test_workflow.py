@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sgm_bench.data import IMAGES
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers import names
 
@@ -36,8 +37,15 @@ def test_dry_run_lists_every_expected_job(config):
     assert counts["evaluate"] == len(plan.jobs)
     assert counts["likelihood"] == len(cfg["models"])
     assert counts["track"] == counts["report"] == 1
-    assert counts.get("classifier", 0) == (1 if cfg["evaluation"].get("extractor") == "digits-cnn" else 0)
+    clean = {e["classifier"] for e in (cfg.get("experiments") or {}).values() if e and e.get("classifier")}
+    features = {m["data"] for m in cfg["models"].values() if m["data"] in plan_image_keys(cfg)}
+    expected = clean | (features if cfg["evaluation"].get("extractor") == "digits-cnn" else set())
+    assert counts.get("classifier", 0) == len(expected)
     assert counts.get("experiment", 0) == len(cfg.get("experiments", {}))
+
+
+def plan_image_keys(cfg) -> set:
+    return {k for k, d in cfg["datasets"].items() if d["name"] in IMAGES}
 
 
 def test_default_config_trains_every_family_on_digits_and_mixture():
@@ -59,6 +67,9 @@ BAD = {
     "VP chain too short": ({"models": {"m": {"model": {"family": "vp"}, "samplers": ["pc"]}},
                             "sampling": {"steps": {"default": [10]}}}, r"steps 10: the 10-step chain of VPSDE"),
     "missing data root": ({"datasets": {"c": {"name": "cifar10"}}, "models": {"m": {"data": "c"}}}, r"needs datasets.c.root"),
+    "unknown experiment option": ({"experiments": {"ssm_noise": {"noise_std": 0.01}}}, r"unknown option\(s\) \['noise_std'\]"),
+    "guidance without a model": ({"experiments": {"g": {"experiment": "classifier_free_guidance", "classifier": "synthetic"}}},
+                                 r"classifier_free_guidance needs `model:`"),
 }
 
 

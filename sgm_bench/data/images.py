@@ -73,12 +73,14 @@ def load_digits(root: str | None = None, download: bool = False, seed: int = 0, 
 
 
 @IMAGES.register("synthetic")
-def load_synthetic(root=None, download: bool = False, seed: int = 0, n: int = 600, size: int = 8) -> ImageData:
-    """Tiny generated grey images for smoke runs: 10 classes, each a fixed random template plus noise, 256 levels."""
+def load_synthetic(root=None, download: bool = False, seed: int = 0, n: int = 600, size: int = 8,
+                   channels: int = 1) -> ImageData:
+    """Tiny generated images (grey, or RGB with channels: 3) for smoke runs: 10 classes, each a fixed random template
+    plus noise, 256 levels."""
     g = torch.Generator().manual_seed(1234)
-    templates = torch.rand(10, 1, size, size, generator=g)
+    templates = torch.rand(10, channels, size, size, generator=g)
     y = torch.arange(n) % 10
-    x = (templates[y] * 0.8 + 0.2 * torch.rand(n, 1, size, size, generator=g)) * 255
+    x = (templates[y] * 0.8 + 0.2 * torch.rand(n, channels, size, size, generator=g)) * 255
     return ImageData("synthetic", *_split(x.round().to(torch.uint8), y, n // 5, seed), levels=256)
 
 

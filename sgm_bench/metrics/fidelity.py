@@ -51,8 +51,8 @@ class DigitsFeatureExtractor(FeatureExtractorBase):
 
     def forward(self, x):
         DigitsFeatureExtractor.calls += 1
-        grey = x[:, :1].float() / 127.5 - 1  # uint8 3xHxW (grey repeated) back to the classifier's [-1, 1]
-        feats = self.net.features(grey)
+        x = x[:, : self.net.channels].float() / 127.5 - 1  # uint8 3xHxW (grey repeated) back to the CNN's [-1, 1]
+        feats = self.net.features(x)
         out = {"penultimate": feats, "logits_unbiased": self.net.head(feats)}
         return tuple(out[f].double() for f in self.features_list)
 

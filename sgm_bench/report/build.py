@@ -48,6 +48,14 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
     return out
 
 
+def guidance_rows(exps) -> pd.DataFrame:
+    """One row per (experiment, w) from the experiments that report accuracy[w=...] and per_class_fid_mean[w=...]."""
+    rows = [{"experiment": e["experiment"], "w": float(k[len("accuracy[w="):-1]), "accuracy": v,
+             "per-class FID": e.get(f"per_class_fid_mean[w={k[len('accuracy[w='):-1]}]")}
+            for e in exps for k, v in e.items() if k.startswith("accuracy[w=")]
+    return pd.DataFrame(rows)
+
+
 def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=()) -> None:
     results = Path(results)
     floors = {}
@@ -97,11 +105,16 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         paper_md.append(f"## {table['source']}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))
     md += sections + [f"## Likelihood\n\n{lt}", f"## Cost\n\n{ct.to_markdown()}\n"]
-    for f in experiment_files:
-        exp = json.loads(Path(f).read_text())
+    exps = [json.loads(Path(f).read_text()) for f in experiment_files]
+    for exp in exps:
         nums = "\n".join(f"| {k} | {v:.4g} |" for k, v in exp.items() if isinstance(v, (int, float)))
         md.append(f"## Experiment: {exp['experiment']}\n\n{exp['doc']}\n\n![{exp['experiment']}](experiments/"
                   f"{exp['experiment']}.png)\n\n| number | value |\n|---|---|\n{nums}\n")
+    guided = guidance_rows(exps)
+    if len(guided):
+        tables.write_table(guided.set_index(["experiment", "w"]), T / "guidance",
+                           "Guidance scale w: clean-classifier accuracy and mean per-class FID of class-conditional samples")
+        plots.guidance_scales(guided, F / "guidance")
     (results / "summary.md").write_text("\n".join(md))
     facet = dict(col="model", col_wrap=min(4, rows["model"].nunique()), hue="sampler", palette=plots.PALETTE,
                  marker="o", kind="line", errorbar="sd", height=2.6, facet_kws={"sharey": False, "sharex": False})

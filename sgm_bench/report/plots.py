@@ -34,6 +34,17 @@ def bpd_bars(lik, stem):
     return save(fig, stem)
 
 
+def guidance_scales(df, stem):
+    """df: experiment, w, accuracy, per-class FID: the guidance trade-off per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, col in zip(axes, ("accuracy", "per-class FID")):
+        sns.lineplot(df, x="w", y=col, hue="experiment", marker="o", ax=ax)
+    axes[0].set(title="Clean-classifier accuracy", ylim=(0, 1.02))
+    axes[1].set(title="Mean per-class FID", yscale="log")
+    fig.suptitle("Class-conditional samples per guidance scale w", fontsize=10)
+    return save(fig, stem)
+
+
 def training_curves(curves, stem):
     """curves: DataFrame with model, step, loss."""
     fig, ax = plt.subplots(figsize=(6, 4))

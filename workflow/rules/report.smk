@@ -1,4 +1,6 @@
 REPORT_TABLES = ["samplers", "likelihood", "cost", "paper"]
+GUIDED = [e for e, o in config.get("experiments", {}).items()
+          if (o or {}).get("experiment", e) in ("classifier_guidance", "classifier_free_guidance")]
 
 
 rule report:
@@ -16,6 +18,7 @@ rule report:
         cost=report(f"{R}/figures/quality_vs_seconds.png", category="Figures"),
         bpd=report(f"{R}/figures/likelihood.png", category="Figures"),
         curves=report(f"{R}/figures/training_curves.png", category="Figures"),
+        guidance=[report(f"{R}/figures/guidance.png", category="Figures")] if GUIDED else [],
         summary=report(f"{R}/summary.md", category="Tables"),
     log:
         f"{R}/logs/report.log",
