@@ -103,13 +103,17 @@ def build_plan(config: dict) -> Plan:
             if SAMPLERS[sampler].walks_chain:
                 _check_chain(name, job_name, spec, steps)
             jobs.append(EvalJob(name, job_name, sampler, steps, options))
-    if config.get("experiments"):
-        from .experiments import experiment_options  # imports matplotlib: only when a configuration has experiments
-
-        for target in config["experiments"]:
-            experiment_options(target, config)
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
     return Plan(models, jobs, images)
+
+
+def check_experiments(config: dict) -> None:
+    """Every experiment target resolves to a function that takes its options (ConfigError otherwise). Separate from
+    build_plan, which every job calls: the experiment modules import matplotlib and torchvision."""
+    from .experiments import experiment_options
+
+    for target in config.get("experiments") or {}:
+        experiment_options(target, config)
 
 
 def preflight(config: dict) -> list[str]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import optimize, stats
 
 from .errors import ConfigError
 from .registry import Registry
@@ -275,6 +274,8 @@ def ncsnv2_schedule(data: torch.Tensor, sigma_min: float = 0.01) -> tuple[float,
 
     Returns (sigma_max, gamma, L), the geometric schedule sigma_i = sigma_max / gamma^(i-1) down to sigma_min.
     """
+    from scipy import optimize, stats  # scipy.stats costs half a second at import: only here
+
     x = data.flatten(1).double()
     sigma_max = float(torch.cdist(x, x).max())
     D = x.shape[1]

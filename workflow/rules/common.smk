@@ -1,9 +1,10 @@
 import re
 
-from sgm_bench.plan import build_plan, preflight
+from sgm_bench.plan import build_plan, check_experiments, preflight
 from sgm_bench.samplers import SAMPLERS
 
 PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
+check_experiments(config)
 R, W = config["results"], config["work"]
 MODELS = list(PLAN.models)
 JOBS = [(j.model, j.name) for j in PLAN.jobs]
