@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
-from torchdiffeq import odeint
 
 from .errors import ConfigError
 from .registry import Registry
@@ -66,6 +64,8 @@ def _solve_rk45(fn, x, t0, t1, rtol, atol):
         return np.concatenate([dx.cpu().numpy().reshape(-1), div.cpu().numpy()]).astype(np.float64)
 
     y0 = np.concatenate([x.detach().cpu().numpy().reshape(-1), np.zeros(B)])
+    from scipy.integrate import solve_ivp  # lazily: most jobs never integrate
+
     sol = solve_ivp(f, (t0, t1), y0, rtol=rtol, atol=atol, method="RK45")
     if not sol.success:
         raise RuntimeError(f"RK45 failed: {sol.message}")
@@ -82,6 +82,8 @@ def _solve_dopri5(fn, x, t0, t1, rtol, atol):
 
     ts = torch.tensor([t0, t1], dtype=torch.float64, device=x.device)
     state = (x.double(), torch.zeros(len(x), dtype=torch.float64, device=x.device))
+    from torchdiffeq import odeint  # lazily, as scipy: most jobs never integrate
+
     xT, delta = odeint(f, state, ts, rtol=rtol, atol=atol, method="dopri5",
                        options={"first_step": 1e-3 * abs(t1 - t0), "step_t": ts})
     return xT[-1].to(x.dtype), delta[-1]

@@ -116,7 +116,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                            "Guidance scale w: clean-classifier accuracy and mean per-class FID of class-conditional samples")
         plots.guidance_scales(guided, F / "guidance")
     (results / "summary.md").write_text("\n".join(md))
-    facet = dict(col="model", col_wrap=min(4, rows["model"].nunique()), hue="sampler", palette=plots.PALETTE,
+    facet = dict(col="model", col_wrap=min(4, rows["model"].nunique()), hue="sampler", palette=plots.palette(),
                  marker="o", kind="line", errorbar="sd", height=2.6, facet_kws={"sharey": False, "sharex": False})
     for x, name in (("nfe", "quality_vs_nfe"), ("seconds_per_sample", "quality_vs_seconds")):
         g = sns.relplot(rows, x=x, y="quality", **facet)

@@ -1,18 +1,25 @@
-"""Figures with seaborn: one colour per sampler everywhere; PNG and PDF."""
+"""Figures with seaborn: one colour per sampler everywhere; PNG and PDF. seaborn is imported inside the functions
+that draw with it, so the sampling jobs (which only need `sample_grid`) start faster."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from ..samplers import names  # noqa: E402
 
-PALETTE = dict(zip(names(), sns.color_palette("tab20", len(names()))))
+
+@functools.cache
+def palette() -> dict:
+    """One colour per sampler, the same in every figure."""
+    import seaborn as sns
+
+    return dict(zip(names(), sns.color_palette("tab20", len(names()))))
 
 
 def save(fig, stem) -> list[Path]:
@@ -26,6 +33,8 @@ def save(fig, stem) -> list[Path]:
 
 
 def bpd_bars(lik, stem):
+    import seaborn as sns
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     col = "bpd" if "bpd" in lik.columns and lik["bpd"].notna().any() else "nll"
     sns.barplot(lik, x="model", y=col, ax=ax, color="C0")
@@ -36,6 +45,8 @@ def bpd_bars(lik, stem):
 
 def guidance_scales(df, stem):
     """df: experiment, w, accuracy, per-class FID: the guidance trade-off per method."""
+    import seaborn as sns
+
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, col in zip(axes, ("accuracy", "per-class FID")):
         sns.lineplot(df, x="w", y=col, hue="experiment", marker="o", ax=ax)
@@ -47,6 +58,8 @@ def guidance_scales(df, stem):
 
 def training_curves(curves, stem):
     """curves: DataFrame with model, step, loss."""
+    import seaborn as sns
+
     fig, ax = plt.subplots(figsize=(6, 4))
     sm = curves.assign(loss=curves.groupby("model")["loss"].transform(lambda v: v.rolling(25, min_periods=1).mean()))
     sns.lineplot(sm, x="step", y="loss", hue="model", ax=ax)
@@ -64,7 +77,7 @@ def sample_grid(x: torch.Tensor, stem, title: str, images=None):
         ax.imshow(grid.numpy())
         ax.axis("off")
     elif x.shape[1] == 1:
-        sns.histplot(x[:, 0].numpy(), bins=80, stat="density", ax=ax)
+        ax.hist(x[:, 0].numpy(), bins=80, density=True)
     else:
         ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.5)
         ax.set_aspect("equal")

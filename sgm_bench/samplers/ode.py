@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
-from torchdiffeq import odeint
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -28,6 +26,8 @@ def solve_rk45(drift, x, t0, t1, *, rtol=1e-5, atol=1e-5, steps=None):
         xt = torch.as_tensor(y, dtype=dtype, device=device).reshape(shape)
         return drift(t, xt).detach().cpu().numpy().reshape(-1).astype(np.float64)
 
+    from scipy.integrate import solve_ivp  # lazily: most jobs never integrate
+
     sol = solve_ivp(f, (t0, t1), x.detach().cpu().numpy().reshape(-1), rtol=rtol, atol=atol, method="RK45")
     if not sol.success:
         raise RuntimeError(f"RK45 failed: {sol.message}")
@@ -47,6 +47,8 @@ def solve_dopri5(drift, x, t0, t1, *, rtol=1e-5, atol=1e-5, steps=None):
     ts = torch.tensor([t0, t1], dtype=torch.float64, device=x.device)
     # keep every evaluation inside [t1, t0]: torchdiffeq's first-step probe and its steps past the end otherwise
     # evaluate the process at negative times
+    from torchdiffeq import odeint  # lazily, as scipy: most jobs never integrate
+
     out = odeint(f, x.double(), ts, rtol=rtol, atol=atol, method="dopri5",
                  options={"first_step": 1e-3 * abs(t1 - t0), "step_t": ts})[-1]
     return out.to(x.dtype), {"solver_nfe": count[0]}
