@@ -36,6 +36,7 @@ class Plan:
     models: dict  # name -> {data: {...}, model: {...}, loss: {...}, train: {...}}
     jobs: list
     image_datasets: set
+    benchmarked: list = field(default_factory=list)  # models with sampler and likelihood jobs (not `evaluate: false`)
 
     def job(self, model: str, name: str) -> EvalJob:
         return next(j for j in self.jobs if j.model == model and j.name == name)
@@ -85,6 +86,8 @@ def build_plan(config: dict) -> Plan:
     models, jobs = {}, []
     for name, spec in config.get("models", {}).items():
         models[name] = _model_cfg(name, spec, datasets)
+        if spec.get("evaluate", True) is False:  # trained for an experiment only (e.g. the CFG model)
+            continue
         fam = spec["model"]["family"]
         variants = config.get("sampling", {}).get("variants", {})
         chosen = spec.get("samplers") or [s for s in applicable(fam) if s not in spec.get("exclude_samplers", [])]
@@ -104,7 +107,7 @@ def build_plan(config: dict) -> Plan:
                 _check_chain(name, job_name, spec, steps)
             jobs.append(EvalJob(name, job_name, sampler, steps, options))
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
-    return Plan(models, jobs, images)
+    return Plan(models, jobs, images, sorted({j.model for j in jobs}, key=list(models).index))
 
 
 def check_experiments(config: dict) -> None:

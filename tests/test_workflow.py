@@ -35,7 +35,7 @@ def test_dry_run_lists_every_expected_job(config):
     counts = job_counts(out.stdout)
     assert counts["train"] == len(cfg["models"])
     assert counts["evaluate"] == len(plan.jobs)
-    assert counts["likelihood"] == len(cfg["models"])
+    assert counts["likelihood"] == len(plan.benchmarked) == len([m for m in cfg["models"].values() if m.get("evaluate", True)])
     assert counts["track"] == counts["report"] == 1
     clean = {e["classifier"] for e in (cfg.get("experiments") or {}).values() if e and e.get("classifier")}
     features = {m["data"] for m in cfg["models"].values() if m["data"] in plan_image_keys(cfg)}

@@ -16,7 +16,7 @@ from .registry import EXPERIMENTS
 
 
 @EXPERIMENTS.register("ssm_noise")
-def ssm_noise(out, steps: int = 4000, noise_stds=(0.0, 0.01, 0.1), lr: float = 1e-3, seed: int = 0):
+def ssm_noise(out, steps: int = 4000, noise_stds=(0.0, 0.01, 0.1), lr: float = 1e-3, batch: int = 128, seed: int = 0):
     """5. Sliced score matching (VR) on digits with and without N(0, sigma^2) noise added to the data: loss curves.
     Three digits pixels are constant, so without noise the objective is unbounded below (tr grad s -> -inf there at no
     cost in ||s||^2; NCSN sec. 3.1); with noise it is bounded by -D / (2 sigma^2), since J(x + z) <= J(z) = D/sigma^2."""
@@ -30,7 +30,7 @@ def ssm_noise(out, steps: int = 4000, noise_stds=(0.0, 0.01, 0.1), lr: float = 1
         g = torch.Generator().manual_seed(seed)
         vals = []
         for _ in range(steps):
-            x = d.train[torch.randint(len(d.train), (128,), generator=g)]
+            x = d.train[torch.randint(len(d.train), (batch,), generator=g)]
             loss = LOSSES["score_matching"](model, x, objective="ssm", noise_std=sd, variance_reduction=True)
             opt.zero_grad()
             loss.backward()

@@ -9,7 +9,7 @@ rule report:
         stats=expand(f"{R}/train/{{model}}/train_stats.json", model=MODELS),
         curves=expand(f"{R}/train/{{model}}/train_log.csv", model=MODELS),
         metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
-        likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=MODELS),
+        likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=BENCHMARKED),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
         floors=FLOORS,
     output:

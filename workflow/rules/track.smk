@@ -3,7 +3,7 @@ rule track:
     input:
         stats=expand(f"{R}/train/{{model}}/train_stats.json", model=MODELS),
         metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
-        likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=MODELS),
+        likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=BENCHMARKED),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
     output:
         f"{R}/mlflow_runs.json",
