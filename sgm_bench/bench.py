@@ -33,8 +33,8 @@ def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: i
     ref = data.test[: len(x)]
     row.update(sw=sliced_wasserstein(x, ref), mmd=mmd_rbf(x, ref))
     if len(data.test) >= 2 * len(x):  # the sampling floor: two held-out sets of the same size
-        row.update(sw_floor=sliced_wasserstein(data.test[len(x): 2 * len(x)], ref),
-                   mmd_floor=mmd_rbf(data.test[len(x): 2 * len(x)], ref))
+        other = data.test[len(x): 2 * len(x)]
+        row.update(sw_floor=sliced_wasserstein(other, ref), mmd_floor=mmd_rbf(other, ref))
     if getattr(data.toy, "has_density", False):
         row["mean_log_density"] = float(data.toy.log_prob(x).mean())
     if hasattr(data.toy, "mode_weights"):

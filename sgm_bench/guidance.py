@@ -51,17 +51,18 @@ def train_time_classifier(sde: SDE, x, y, num_classes: int, steps: int = 3000, b
                           device="cpu") -> nn.Module:
     """Cross-entropy on x(t) ~ p_0t(. | x0) with t ~ U(eps, 1): a classifier of noisy data at every noise level.
     `net`: {name: mlp | unet, ...options}; the MLP (2x128) by default."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device).manual_seed(seed)
     torch.manual_seed(seed)
     net = dict(net or {"name": "mlp"})
     clf = TIME_CLASSIFIERS[net.pop("name", "mlp")](tuple(x.shape[1:]), num_classes, **net).to(device)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    x, y = x.to(device), y.to(device)  # once, not per step
     for _ in tqdm(range(steps), disable=not progress, desc="time classifier"):
-        idx = torch.randint(len(x), (batch,), generator=g)
-        t = torch.rand(batch, generator=g) * (1 - eps) + eps
+        idx = torch.randint(len(x), (batch,), generator=g, device=device)
+        t = torch.rand(batch, generator=g, device=device) * (1 - eps) + eps
         mean, std = sde.marginal_prob(x[idx], t)
-        xt = mean + bcast(std, mean) * torch.randn(mean.shape, generator=g)
-        loss = F.cross_entropy(clf(xt.to(device), t.to(device)), y[idx].to(device))
+        xt = mean + bcast(std, mean) * torch.randn(mean.shape, generator=g, device=device)
+        loss = F.cross_entropy(clf(xt, t), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

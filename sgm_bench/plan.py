@@ -36,7 +36,11 @@ class Plan:
     models: dict  # name -> {data: {...}, model: {...}, loss: {...}, train: {...}}
     jobs: list
     image_datasets: set
-    benchmarked: list = field(default_factory=list)  # models with sampler and likelihood jobs (not `evaluate: false`)
+
+    @property
+    def benchmarked(self) -> list:
+        """Models with sampler and likelihood jobs (all but `evaluate: false` ones), in configuration order."""
+        return [m for m in self.models if any(j.model == m for j in self.jobs)]
 
     def job(self, model: str, name: str) -> EvalJob:
         return next(j for j in self.jobs if j.model == model and j.name == name)
@@ -107,7 +111,7 @@ def build_plan(config: dict) -> Plan:
                 _check_chain(name, job_name, spec, steps)
             jobs.append(EvalJob(name, job_name, sampler, steps, options))
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
-    return Plan(models, jobs, images, sorted({j.model for j in jobs}, key=list(models).index))
+    return Plan(models, jobs, images)
 
 
 def check_experiments(config: dict) -> None:

@@ -149,7 +149,7 @@ def test_inpainting_errors_of_exact_posterior_samples_follow_the_posterior_varia
     truth = torch.stack([x1, r * x1 + (1 - r**2) ** 0.5 * torch.randn(n, generator=g)], 1)
     mask = torch.tensor([[1.0, 0.0]]).expand(n, 2)
     draw = lambda s: torch.stack([x1, r * x1 + (1 - r**2) ** 0.5 * torch.randn(n, generator=g)], 1)  # noqa: E731
-    errors, _ = inpainting_errors(draw, truth, mask, torch.zeros(1, 2), repeats=4)
+    errors, _ = inpainting_errors(draw, truth, mask, {"mean_image": torch.zeros(1, 2)}, repeats=4)
     assert abs(errors["inpaint_mse_masked"] - 2 * (1 - r**2)) < 0.03
     assert abs(errors["inpaint_mean_of_4_mse_masked"] - 1.25 * (1 - r**2)) < 0.03
     assert abs(errors["mean_image_mse_masked"] - 1.0) < 0.05

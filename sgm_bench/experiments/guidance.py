@@ -27,20 +27,22 @@ def _per_class(d, draw, scales, per_class: int, clean_path, cache_root, fid_extr
 
     clean = load_digits_cnn(clean_path)
     y = torch.arange(d.num_classes).repeat_interleave(per_class)
+    refs = [d.images.to_uint8(d.test[d.test_labels == c]) for c in range(d.num_classes)]
     res, grids = {}, {}
     for w in scales:
         x = draw(w, y).clamp(-1, 1)
         res[f"accuracy[w={w:g}]"] = accuracy(clean, x, y)
-        fids = [fidelity_metrics(d.images.to_uint8(x[y == c]), d.images.to_uint8(d.test[d.test_labels == c]),
-                                 extractor=fid_extractor, weights_path=fid_weights or clean_path, cache_root=cache_root,
-                                 isc=False, kid=False)["fid"] for c in range(d.num_classes)]
+        fids = [fidelity_metrics(d.images.to_uint8(x[y == c]), ref, extractor=fid_extractor,
+                                 weights_path=fid_weights or clean_path, cache_root=cache_root, isc=False,
+                                 kid=False)["fid"] for c, ref in enumerate(refs)]
         res[f"per_class_fid_mean[w={w:g}]"] = float(np.mean(fids))
         grids[w] = x.reshape(d.num_classes, per_class, *x.shape[1:])[:, :8].transpose(0, 1).flatten(0, 1)
     return res, grids
 
 
-def _show(ax, d, images, title: str, nrow: int = 10):
-    ax.imshow(make_grid(d.images.to_uint8(images), nrow=nrow, padding=1).permute(1, 2, 0).numpy())
+def _show(ax, images, title: str, nrow: int = 10):
+    """A grid of uint8 images, or of floats in [0, 1]."""
+    ax.imshow(make_grid(images, nrow=nrow, padding=1).permute(1, 2, 0).numpy())
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 
@@ -48,20 +50,21 @@ def _show(ax, d, images, title: str, nrow: int = 10):
 def _grid_figure(d, grids, res, extra: int = 0):
     fig, axes = plt.subplots(1, len(grids) + extra, figsize=(3.2 * (len(grids) + extra), 3.6), squeeze=False)
     for ax, (w, g) in zip(axes[0], grids.items()):
-        _show(ax, d, g, f"w = {w:g}: accuracy {res[f'accuracy[w={w:g}]']:.2f}")
+        _show(ax, d.images.to_uint8(g), f"w = {w:g}: accuracy {res[f'accuracy[w={w:g}]']:.2f}")
     return fig, axes[0]
 
 
-def inpainting_errors(draw, truth, mask, mean_image, repeats: int = 4) -> tuple[dict, torch.Tensor]:
+def inpainting_errors(draw, truth, mask, baselines: dict, repeats: int = 4) -> tuple[dict, torch.Tensor]:
     """Squared error on the unknown region per pixel. Exact posterior samples have twice the posterior variance, so
     one sample loses to the mean image under MSE; the mean of `repeats` inpaintings estimates the posterior mean and
-    should beat the mean image (prior variance) when the observation is informative. draw(seed) -> completions."""
+    should beat the mean image (prior variance) when the observation is informative. draw(seed) -> completions;
+    baselines: {name: images or one image} scored the same way, as `<name>_mse_masked`."""
     hidden = 1 - mask
     mse = lambda a: float(((a - truth) ** 2 * hidden).sum() / hidden.sum())  # noqa: E731
     fills = [draw(s) for s in range(repeats)]
     return {"inpaint_mse_masked": float(np.mean([mse(f) for f in fills])),
             f"inpaint_mean_of_{repeats}_mse_masked": mse(torch.stack(fills).mean(0)),
-            "mean_image_mse_masked": mse(mean_image.expand_as(truth))}, fills[0]
+            **{f"{k}_mse_masked": mse(v.expand_as(truth)) for k, v in baselines.items()}}, fills[0]
 
 
 @EXPERIMENTS.register("classifier_guidance")
@@ -90,19 +93,22 @@ def classifier_guidance(out, model_path, classifier_path, scales=(0.0, 1.0, 2.0,
     mask = torch.zeros_like(truth)
     mask[..., : shape[-2] // 2, :] = 1  # the top half is observed
 
+    truth_d, mask_d = truth.to(device), mask.to(device)
+
     def inpaint(s):
-        con = Inpainting(model.sde, truth.to(device), mask.to(device), torch.Generator(device).manual_seed(seed + s))
+        con = Inpainting(model.sde, truth_d, mask_d, torch.Generator(device).manual_seed(seed + s))
         return samplers.sample(sampler, model.score_fn(), model.sde, truth.shape, steps=steps, seed=seed + s,
                                constraint=con, device=device).x.clamp(-1, 1).cpu()
 
-    errors, filled = inpainting_errors(inpaint, truth, mask, d.train.mean(0, keepdim=True))
     free = samplers.sample(sampler, model.score_fn(), model.sde, truth.shape, steps=steps, seed=seed + 99,
-                           device=device).x.cpu()
-    res.update(errors, unconditional_mse_masked=float(((free.clamp(-1, 1) - truth) ** 2 * (1 - mask)).sum()
-                                                      / (1 - mask).sum()))
+                           device=device).x.clamp(-1, 1).cpu()
+    errors, filled = inpainting_errors(inpaint, truth, mask, {"mean_image": d.train.mean(0, keepdim=True),
+                                                              "unconditional": free})
+    res.update(errors)
     fig, axes = _grid_figure(d, grids, res, extra=1)
     show = torch.cat([truth[:10] * mask[:10] - (1 - mask[:10]), filled[:10], truth[:10]])
-    _show(axes[-1], d, show, f"inpainting (observed / filled / truth)\nmasked MSE {res['inpaint_mse_masked']:.3f}")
+    _show(axes[-1], d.images.to_uint8(show),
+          f"inpainting (observed / filled / truth)\nmasked MSE {res['inpaint_mse_masked']:.3f}")
     save(fig, out)
     return res
 
@@ -138,9 +144,7 @@ def _colorize_figure(out, grey, x, truth, chroma_mse: float):
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
     for ax, (imgs, title) in zip(axes, [(grey.expand_as(truth), "grey input"),
                                         (x, f"colorized: chroma MSE {chroma_mse:.4f}"), (truth, "truth")]):
-        ax.imshow(make_grid(((imgs[:24] + 1) / 2).clamp(0, 1), nrow=6, padding=1).permute(1, 2, 0).numpy())
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        _show(ax, ((imgs[:24] + 1) / 2).clamp(0, 1), title, nrow=6)
     save(fig, out)
 
 

@@ -25,5 +25,7 @@ rule experiment:
     benchmark:
         f"{R}/benchmarks/experiments/{{experiment}}.tsv"
     threads: THREADS
+    resources:
+        gpu=GPU,  # the guidance experiments sample on config.device
     script:
         "../scripts/experiment.py"

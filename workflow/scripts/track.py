@@ -21,8 +21,7 @@ COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
 runs = []
 for model, mcfg in plan.models.items():
     stats = json.loads((R / "train" / model / "train_stats.json").read_text())
-    lik_file = R / "metrics" / model / "likelihood.json"
-    lik = json.loads(lik_file.read_text()) if model in plan.benchmarked else {}
+    lik = json.loads((R / "metrics" / model / "likelihood.json").read_text()) if model in plan.benchmarked else {}
     with open(R / "train" / model / "train_log.csv") as f:
         curve = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
     tags = environment_tags(stats.get("device_name", ""))
