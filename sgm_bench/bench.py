@@ -5,6 +5,7 @@ Each returns plain rows (dicts) that tracking and reporting read; nothing here k
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
@@ -14,27 +15,47 @@ from .likelihood import ddpm_vlb, dequantized_bpd, ode_nll
 from .metrics import mmd_rbf, sliced_wasserstein
 from .metrics.toy import finite_only
 from .models import ScoreModel
+from .samplers.registry import why_not
 from .train import device_name, peak_memory_mb
 
 
+DIVERGED_FRACTION = 0.1  # more non-finite samples than this: the row is `diverged` and reports no quality
+
+
+def status_of(n_bad: int, n: int) -> str:
+    """'ok', 'partial (k/n non-finite)' (quality on the finite ones) or 'diverged (k/n non-finite)'."""
+    if n_bad == 0:
+        return "ok"
+    return f"{'diverged' if n_bad > DIVERGED_FRACTION * n or n - n_bad < 2 else 'partial'} ({n_bad}/{n} non-finite)"
+
+
+def reference_set(data: Dataset, ev: dict) -> torch.Tensor:
+    """The split quality is measured against: evaluation.reference_split (train, the papers' convention, or test)."""
+    return data.train if ev.get("reference_split", "train") == "train" else data.test
+
+
 def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: int) -> dict:
-    """FID / IS / KID against the test split (images) or SW / MMD / log-density / mode weights (toys)."""
+    """FID / IS / KID against the reference split (images) or SW / MMD / log-density / mode weights (toys), on the
+    finite samples; non-finite ones are counted in the row's status, never scored silently."""
+    n = len(x)
     x, n_bad = finite_only(x)
-    row = {"n_nonfinite": n_bad}
-    if len(x) < 2:  # the sampler diverged: a result to report (quality NaN), not a crash
-        return {**row, "diverged": True}
+    row = {"n_nonfinite": n_bad, "status": status_of(n_bad, n), "reference_split": ev.get("reference_split", "train")}
+    if row["status"].startswith("diverged"):
+        return row
     if data.images is not None:
         from .metrics.fidelity import fidelity_metrics  # torchvision's model zoo: only image jobs pay for it
 
-        fid = fidelity_metrics(data.images.to_uint8(x), data.images.to_uint8(data.test), extractor=ev["extractor"],
-                               weights_path=ev.get("extractor_weights"), cache_root=cache_root,
-                               kid_subset_size=ev["kid_subset_size"], seed=seed)
+        fid = fidelity_metrics(data.images.to_uint8(x), data.images.to_uint8(reference_set(data, ev)),
+                               extractor=ev["extractor"], weights_path=ev.get("extractor_weights"),
+                               cache_root=cache_root, kid_subset_size=min(ev["kid_subset_size"], len(x)), seed=seed)
         return {**row, **fid}
-    ref = data.test[: len(x)]
-    row.update(sw=sliced_wasserstein(x, ref), mmd=mmd_rbf(x, ref))
-    if len(data.test) >= 2 * len(x):  # the sampling floor: two held-out sets of the same size
-        other = data.test[len(x): 2 * len(x)]
-        row.update(sw_floor=sliced_wasserstein(other, ref), mmd_floor=mmd_rbf(other, ref))
+    return {**row, **toy_quality(data, x, reference_set(data, ev))}
+
+
+def toy_quality(data: Dataset, x: torch.Tensor, ref: torch.Tensor) -> dict:
+    """SW2 and MMD to n reference points, and what the toy's exact law tells: log-density, mode weights."""
+    ref = ref[: len(x)]
+    row = {"sw": sliced_wasserstein(x, ref), "mmd": mmd_rbf(x, ref)}
     if getattr(data.toy, "has_density", False):
         row["mean_log_density"] = float(data.toy.log_prob(x).mean())
     if hasattr(data.toy, "mode_weights"):
@@ -43,11 +64,28 @@ def sample_quality(data: Dataset, x: torch.Tensor, ev: dict, cache_root, seed: i
     return row
 
 
+def spread(values) -> dict:
+    """mean, 5 % and 95 % quantiles and the number of draws of a floor."""
+    v = torch.tensor([float(a) for a in values], dtype=torch.float64)
+    q = torch.quantile(v, torch.tensor([0.05, 0.95], dtype=torch.float64))
+    return {"mean": float(v.mean()), "p05": float(q[0]), "p95": float(q[1]), "draws": len(v)}
+
+
+def toy_floor(data: Dataset, n: int, ev: dict) -> dict:
+    """What a perfect sampler scores: exact samples of the toy (fresh draws) at the evaluated n against the same
+    reference, `floor_draws` times: each metric's mean and 5-95 % range."""
+    ref = reference_set(data, ev)
+    draws = [toy_quality(data, data.toy.sample(n, torch.Generator().manual_seed(10_000 + d)), ref)
+             for d in range(int(ev.get("floor_draws", 20)))]
+    keys = [k for k in ("sw", "mmd", "mode_weight_error", "mean_log_density") if k in draws[0]]
+    return {"n": n, **{k: spread(d[k] for d in draws) for k in keys}}
+
+
 def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid: list, options: dict, ev: dict,
-                     cache_root, device) -> tuple[list[dict], torch.Tensor]:
-    """Rows for every (steps, seed set), and the first seed set's samples at the last step count of the grid."""
-    rows, grid = [], None
-    n = int(ev["n_samples"])
+                     cache_root, device, n: int | None = None) -> tuple[list[dict], dict]:
+    """Rows for every (steps, seed set) and the first seed set's samples per step count {steps: x}."""
+    rows, grids = [], {}
+    n = int(n or ev["n_samples"])
     for steps in steps_grid:
         for seed in range(int(ev["seed_sets"])):
             if device.type == "cuda":
@@ -59,18 +97,25 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
                    "seconds": r.seconds, "seconds_per_sample": r.seconds / n, "peak_memory_mb": peak_memory_mb(device),
                    "device": device_name(device), **{f"opt_{k}": v for k, v in options.items()}}
             row.update(sample_quality(data, r.x, ev, cache_root, seed))
+            if row["status"] != "ok":
+                print(f"sgm-bench: {sampler} at {steps} steps, seed set {seed}: {row['status']}", file=sys.stderr)
             rows.append(row)
-            grid = r.x if seed == 0 else grid
-    return rows, grid
+            if seed == 0:
+                grids[steps] = r.x
+    return rows, grids
 
 
 def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> dict:
     """Test-set ODE NLL (bpd with dequantization repeats for images, nats for toys); DDPM's bound apart."""
     n = int(lik.get("n_examples", 64))
     if model.sde is None:
-        return {"n_examples": 0, "note": "not applicable: a single-noise-level score model defines no density"}
+        return {"n_examples": 0, "status": "not applicable",
+                "note": "a single-noise-level score model defines no density"}
+    why = why_not("ode", model.family.name)
+    if why:  # the likelihood integrates the probability-flow ODE: where that sampler does not apply, neither does it
+        return {"n_examples": 0, "status": "not applicable", "note": why}
     kw = dict(solver=lik.get("solver", "rk45"), eps=float(lik.get("eps", 1e-5)), device=device)
-    out = {"n_examples": n}
+    out = {"n_examples": n, "status": "ok"}
     if data.images is not None:
         x_int = data.images.test[:n]
         mean, std, nfe = dequantized_bpd(model.score_fn(), model.sde, data.images, x_int,

@@ -95,6 +95,7 @@ def classifier_free(cond_score_fn, uncond_score_fn, w: float):
     def guided(x, t):
         return (1 + w) * cond_score_fn(x, t) - w * uncond_score_fn(x, t)
 
+    guided.nfe_per_call = 2  # the conditional and the unconditional network: both count as NFE
     return guided
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .chain import step_time
 from .errors import ConfigError
 from .registry import Registry
 from .samplers.base import NoiseSource, vec
@@ -113,14 +114,15 @@ def bits_per_dim(nll, dim: int, levels: int, scale: float = 2.0):
 
 
 def dequantized_bpd(score_fn, sde, images, x_int: torch.Tensor, *, repeats: int = 5, seed: int = 0, **kw):
-    """ODE bpd of integer images, averaged over `repeats` uniform dequantizations: (mean, std over repeats, NFE)."""
+    """ODE bpd of integer images, averaged over `repeats` uniform dequantizations: (mean, std over repeats, NFE of one
+    solve, averaged over the repeats)."""
     per, nfe = [], 0
     for r in range(repeats):
         y = images.dequantize(x_int, torch.Generator().manual_seed(seed * 1000 + r)).to(kw.pop("device", "cpu"))
         res = ode_nll(score_fn, sde, y, seed=seed * 1000 + r, **kw)
         per.append(float(bits_per_dim(res.nll, y[0].numel(), images.levels, images.scale).mean()))
         nfe += res.nfe
-    return float(np.mean(per)), float(np.std(per)), nfe
+    return float(np.mean(per)), float(np.std(per)), nfe / repeats
 
 
 def ddpm_vlb(score_fn, sde, x0: torch.Tensor, *, variance: str = "beta", levels: int | None = None, scale: float = 2.0,
@@ -140,6 +142,6 @@ def ddpm_vlb(score_fn, sde, x0: torch.Tensor, *, variance: str = "beta", levels:
             iv = torch.full((len(x0),), i, device=x0.device, dtype=torch.long)
             ab, b, a = (v.to(x0.device)[i] for v in (s.alphas_cumprod, s.betas, s.alphas))
             xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise.randn()
-            mu = (xt + b * score_fn(xt, vec(i / (sde.N - 1) * sde.T, xt))) / a.sqrt()
+            mu = (xt + b * score_fn(xt, vec(step_time(i, sde.N, sde.T), xt))) / a.sqrt()
             total = total + vlb_terms(s, x0, xt, iv, mu, variance, levels, scale).double()
     return total

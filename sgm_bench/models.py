@@ -50,7 +50,9 @@ def build_sde(family: str, **overrides) -> SDE | None:
     fam = FAMILIES[family]
     if fam.sde is None:
         return None
-    return SDES[fam.sde](**{**fam.sde_defaults, **overrides})
+    proc = SDES[fam.sde](**{**fam.sde_defaults, **overrides})
+    proc.family, proc.discrete = fam.name, fam.discrete  # samplers ask the process, never the family's name
+    return proc
 
 
 class ScoreModel(nn.Module):

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import torch
 
+from .chain import make_chain
 from .data import IMAGES
 from .errors import ConfigError
 from .experiment import merged
 from .models import FAMILIES, build_sde
 from .samplers import SAMPLERS, applicable
+from .samplers.registry import NOT_APPLICABLE, why_not
 
 NEEDS_ROOT = {"mnist", "cifar10"}
 
@@ -29,6 +31,7 @@ class EvalJob:
     sampler: str
     steps: list
     options: dict = field(default_factory=dict)
+    n_samples: int | None = None  # the model's own sample count (evaluation.n_samples otherwise)
 
 
 @dataclass
@@ -36,6 +39,8 @@ class Plan:
     models: dict  # name -> {data: {...}, model: {...}, loss: {...}, train: {...}}
     jobs: list
     image_datasets: set
+    not_run: list = field(default_factory=list)  # (model, sampler, why and where it runs): `not run` cells
+    not_applicable: list = field(default_factory=list)  # (model, sampler, why): `not applicable` cells
 
     @property
     def benchmarked(self) -> list:
@@ -62,23 +67,24 @@ def _model_cfg(name: str, spec: dict, datasets: dict) -> dict:
 def _grid(job_name: str, sampler: str, variant: dict, spec: dict, sampling: dict, model: str) -> list:
     """Step grid: the model's own, the variant's, the sampler's, then sampling.steps.default."""
     table = sampling.get("steps", {})
-    steps = (spec.get("steps", {}).get(job_name) or variant.get("steps") or table.get(job_name)
-             or table.get(sampler) or table.get("default", [None]))
+    own = spec.get("steps", {})
+    steps = (own.get(job_name) or variant.get("steps") or table.get(job_name) or table.get(sampler)
+             or own.get("default") or table.get("default", [None]))
     for s in steps:
         if s is not None and (not isinstance(s, int) or s <= 0):
             raise ConfigError(f"model {model!r}, sampler {job_name!r}: steps must be positive integers, got {s!r}")
     return list(steps)
 
 
-def _check_chain(model: str, job_name: str, spec: dict, steps: list) -> None:
-    """A chain-walking sampler's step counts must give a valid discrete chain (VP: beta_max / N < 1)."""
+def _check_chain(model: str, job_name: str, spec: dict, steps: list, options: dict) -> None:
+    """A chain-walking sampler's step counts must give a valid chain: at most a discrete model's own N steps, and a
+    rebuilt VP chain needs beta_max / N < 1."""
     sde = build_sde(spec["model"]["family"], **spec["model"].get("sde", {}))
     for s in steps:
-        if s is not None and hasattr(sde, "beta_1"):
-            try:
-                sde.with_N(s).schedule
-            except ConfigError as e:
-                raise ConfigError(f"model {model!r}, sampler {job_name!r}, steps {s}: {e}") from e
+        try:
+            make_chain(sde, s, 1e-3, respace=options.get("respace", "respace"), skip=options.get("skip", "linspace"))
+        except ConfigError as e:
+            raise ConfigError(f"model {model!r}, sampler {job_name!r}, steps {s}: {e}") from e
 
 
 def build_plan(config: dict) -> Plan:
@@ -87,14 +93,21 @@ def build_plan(config: dict) -> Plan:
     for key, d in datasets.items():
         if d.get("name") in NEEDS_ROOT and not d.get("root"):
             raise ConfigError(f"dataset {key!r} ({d['name']}) needs datasets.{key}.root: the folder torchvision reads")
-    models, jobs = {}, []
+    models, jobs, not_run, not_applicable = {}, [], [], []
     for name, spec in config.get("models", {}).items():
         models[name] = _model_cfg(name, spec, datasets)
         if spec.get("evaluate", True) is False:  # trained for an experiment only (e.g. the CFG model)
             continue
         fam = spec["model"]["family"]
+        for sampler, why in (spec.get("not_run") or {}).items():
+            if sampler not in SAMPLERS or sampler not in applicable(fam):
+                raise ConfigError(f"model {name!r}: not_run names {sampler!r}, not a sampler that applies to {fam!r}")
+            not_run.append((name, sampler, why))
+        not_applicable += [(name, s, why_not(s, fam)) for s in SAMPLERS.names()
+                           if s not in applicable(fam) and (fam, s) in NOT_APPLICABLE]
         variants = config.get("sampling", {}).get("variants", {})
         chosen = spec.get("samplers") or [s for s in applicable(fam) if s not in spec.get("exclude_samplers", [])]
+        chosen = chosen + list(spec.get("extra_samplers", []))
         for job_name in chosen:
             variant = variants.get(job_name, {"sampler": job_name})
             sampler = variant["sampler"]
@@ -108,10 +121,10 @@ def build_plan(config: dict) -> Plan:
             options = merged(options, spec.get("options", {}).get(job_name, {}))
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
             if SAMPLERS[sampler].walks_chain:
-                _check_chain(name, job_name, spec, steps)
-            jobs.append(EvalJob(name, job_name, sampler, steps, options))
+                _check_chain(name, job_name, spec, steps, options)
+            jobs.append(EvalJob(name, job_name, sampler, steps, options, spec.get("n_samples")))
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
-    return Plan(models, jobs, images)
+    return Plan(models, jobs, images, not_run, not_applicable)
 
 
 def check_experiments(config: dict) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .chain import step_of_time, step_time
 from .errors import ConfigError
 from .registry import Registry
 
@@ -25,6 +26,7 @@ class SDE(abc.ABC):
 
     kind: str = ""
     T: float = 1.0
+    discrete: bool = False  # set by build_sde for a discrete model (NCSN, DDPM): it exists at its N steps only
 
     def __init__(self, N: int):
         self.N = int(N)
@@ -69,8 +71,26 @@ class SDE(abc.ABC):
         return -0.5 * D * math.log(2 * math.pi * s2) - z.flatten(1).pow(2).sum(1) / (2 * s2)
 
     def index(self, t: torch.Tensor) -> torch.Tensor:
-        """Discrete step i = round(t (N - 1) / T) of the N-step chain."""
-        return torch.round(t * (self.N - 1) / self.T).long().clamp(0, self.N - 1)
+        """Discrete step i = floor(t (N - 1) / T) of the N-step chain (sgm_bench.chain owns the convention)."""
+        return step_of_time(t, self.N, self.T)
+
+    def level_sigmas(self) -> torch.Tensor:
+        """The chain's EDM noise levels sigma_i (ascending with the step i); only a discrete chain has them."""
+        raise ConfigError(f"the {type(self).__name__} has no discrete chain of noise levels")
+
+    def round_sigma(self, sigma: float) -> float:
+        """EDM's round_sigma: a discrete model's nearest own level; a continuous model's sigma as it is."""
+        if not self.discrete:
+            return float(sigma)
+        levels = self.level_sigmas().double()
+        return float(levels[(levels - float(sigma)).abs().argmin()])
+
+    def query_time(self, sigma: float) -> float:
+        """The time at which to ask the score for noise level sigma: t(sigma), or the middle of a discrete level's
+        step so that floor(t (N - 1) / T) is that level whatever the float round-off."""
+        if not self.discrete:
+            return float(self.t_of_sigma(torch.as_tensor(sigma, dtype=torch.float64)))
+        return step_time(int((self.level_sigmas().double() - float(sigma)).abs().argmin()), self.N, self.T)
 
     def discretize(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Euler-Maruyama discretization x_{i+1} = x_i + f dt + g sqrt(dt) z over N steps."""
@@ -136,6 +156,9 @@ class VESDE(SDE):
     def t_of_sigma(self, sigma):
         return torch.log(sigma / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
 
+    def level_sigmas(self):
+        return self.discrete_sigmas
+
     def sde(self, x, t):
         g = self.std(t) * math.sqrt(2 * math.log(self.sigma_max / self.sigma_min))
         return torch.zeros_like(x), g
@@ -171,6 +194,11 @@ class _VPFamily(SDE):
     @property
     def prior_std(self):
         return 1.0
+
+    def level_sigmas(self):
+        """sigma_i = sqrt((1 - alpha-bar_i) / alpha-bar_i) (the VP chain seen as x / sqrt(alpha-bar) = x_0 + sigma z)."""
+        ab = self.schedule.alphas_cumprod64
+        return ((1 - ab) / ab).sqrt().float()
 
     def beta(self, t):
         return self.beta_0 + t * (self.beta_1 - self.beta_0)
@@ -243,6 +271,7 @@ class DDPMSchedule:
         a_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), a_bar[:-1]])
         post_var = b * (1 - a_bar_prev) / (1 - a_bar)
         f = lambda v: v.float()  # noqa: E731 - computed in float64, stored in float32
+        self.alphas_cumprod64 = a_bar  # for the respaced chains' beta' = 1 - a_bar_k / a_bar_prev
         self.betas, self.alphas, self.alphas_cumprod = f(b), f(1 - b), f(a_bar)
         self.alphas_cumprod_prev = f(a_bar_prev)
         self.posterior_variance = f(post_var)  # beta-tilde_t
@@ -252,7 +281,8 @@ class DDPMSchedule:
 
     def variance(self, kind: str) -> torch.Tensor:
         """Fixed reverse variance sigma_t^2: 'beta' (beta_t, 'fixedlarge') or 'beta_tilde' (posterior, 'fixedsmall')."""
-        table = {"beta": torch.cat([self.posterior_variance[1:2], self.betas[1:]]), "beta_tilde": self.posterior_variance}
+        clipped = torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]])  # Ho et al.'s clip at t = 1
+        table = {"beta": torch.cat([self.posterior_variance[1:2], self.betas[1:]]), "beta_tilde": clipped}
         if kind not in table:
             raise ValueError(f"unknown DDPM variance {kind!r}; choose one of {sorted(table)}")
         return table[kind]

@@ -17,15 +17,17 @@ def _std_normal_cdf(x):
     return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
 
 
-def decoder_loglik(x0, mu, var, levels: int | None, scale: float = 2.0) -> torch.Tensor:
-    """log p(x_0 | x_1): DDPM's discretized Gaussian over K bins of width scale/(K-1) (eq. 13), or the density if K is None."""
+def decoder_loglik(x0, mu, var, levels: int | None, scale: float = 2.0, offset: float = -1.0) -> torch.Tensor:
+    """log p(x_0 | x_1): DDPM's discretized Gaussian (eq. 13) over the K dequantization cells of width scale / K of the
+    fixed data range [offset, offset + scale] (sgm_bench.data.images), the outer cells open to +-inf; or the density
+    if K is None."""
     if levels is None:
         return -0.5 * (torch.log(2 * math.pi * var) + (x0 - mu) ** 2 / var)
-    half = scale / (2 * (levels - 1))
-    lo, hi = x0.amin(), x0.amax()
+    k = torch.floor((x0 - offset) / scale * levels).clamp(0, levels - 1)  # the cell x_0 lies in
+    lo, hi = offset + scale * k / levels, offset + scale * (k + 1) / levels
     std = var.sqrt()
-    cdf_hi = torch.where(x0 >= hi - 1e-6, torch.ones_like(x0), _std_normal_cdf((x0 + half - mu) / std))
-    cdf_lo = torch.where(x0 <= lo + 1e-6, torch.zeros_like(x0), _std_normal_cdf((x0 - half - mu) / std))
+    cdf_hi = torch.where(k == levels - 1, torch.ones_like(x0), _std_normal_cdf((hi - mu) / std))
+    cdf_lo = torch.where(k == 0, torch.zeros_like(x0), _std_normal_cdf((lo - mu) / std))
     return torch.log((cdf_hi - cdf_lo).clamp(min=1e-12))
 
 

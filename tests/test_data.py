@@ -63,10 +63,16 @@ def test_digits_split_levels_and_scaling():
     assert int(d.train.max()) == 16 and d.num_classes == 10
     assert torch.equal(IMAGES["digits"]().test, d.test)  # fixed, seeded split
     y = d.to_model(d.train)
-    assert float(y.min()) == -1 and float(y.max()) == 1
+    assert abs(float(y.min()) + 1 - 1 / 17) < 1e-6 and abs(float(y.max()) - 1 + 1 / 17) < 1e-6  # cell centres
     v = d.dequantize(d.train[:10], torch.Generator().manual_seed(0))
     assert ((v + 1) / 2 * 17 - d.train[:10].float()).min() >= 0 and ((v + 1) / 2 * 17 - d.train[:10].float()).max() < 1
+    # the training point of each level is the centre of the cell its dequantization fills (issue 10, item 6)
+    u = d.dequantize(d.train[:200], torch.Generator().manual_seed(1))
+    assert (u.mean() - d.to_model(d.train[:200]).mean()).abs() < 0.01 and ((u - d.to_model(d.train[:200])).abs() <= 1 / 17).all()
     assert d.to_uint8(y[:4]).shape == (4, 3, 8, 8) and d.to_uint8(y[:4]).dtype == torch.uint8
+    assert d.to_uint8(y[:4])[:, 0].unique().tolist() == sorted({round(k * 255 / 16) for k in d.train[:4].unique().tolist()})
+    with pytest.raises(ValueError, match="non-finite"):  # NaN would become 0 silently
+        d.to_uint8(torch.full((2, 1, 8, 8), float("nan")))
 
 
 def _fake_cifar(root, n=20):

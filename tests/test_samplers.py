@@ -169,9 +169,11 @@ def test_ddim_sigma_hat_on_all_steps_is_ddpm_ancestral_with_beta(toy):
     assert werr < WEIGHT_TOL and sw < SW_TOL
 
 
-def test_vp_chain_with_too_few_steps_fails_clearly_but_euler_maruyama_runs(toy):
+def test_vp_chain_respaced_at_few_steps_but_rebuilt_chain_refused(toy):
+    """10 steps walk a sub-sequence of the 1000-step chain; score_sde's rebuilt 10-step chain has beta >= 1."""
     gm = toy("mixture1d")
     sde = build_sde("vp")
     with pytest.raises(ConfigError, match="beta_N = beta_max / N = 2 >= 1"):
-        S.sample("reverse_diffusion", gm.score_fn(sde), sde, (8, 1), steps=10)
+        S.sample("reverse_diffusion", gm.score_fn(sde), sde, (8, 1), steps=10, respace="rebuild")
+    assert torch.isfinite(S.sample("reverse_diffusion", gm.score_fn(sde), sde, (8, 1), steps=10).x).all()
     assert torch.isfinite(S.sample("euler_maruyama", gm.score_fn(sde), sde, (8, 1), steps=10).x).all()

@@ -17,8 +17,9 @@ IMAGES = Registry("image dataset")
 class ImageData:
     """Integer images x in {0..K-1}, shape [N, C, H, W] (uint8/int), split into train and test, with labels.
 
-    The model sees y = scale * x / (K - 1) + offset when training, and y = scale * (x + u) / K + offset with
-    u ~ U[0, 1) for likelihood (DESIGN.md, bits/dim); scale 2 and offset -1 give the [-1, 1] range.
+    The model sees y = scale * v + offset with v = (x + 1/2) / K when training, the centre of the cell that the
+    likelihood's dequantization v = (x + u) / K, u ~ U[0, 1), fills (DESIGN.md, bits/dim): the density the ODE
+    measures is the one the model was trained on. scale 2 and offset -1 give the range [-1, 1].
     """
 
     name: str
@@ -39,8 +40,12 @@ class ImageData:
         return int(self.train_labels.max()) + 1
 
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer levels to the model's continuous range (training convention)."""
-        return self.scale * x.float() / (self.levels - 1) + self.offset
+        """Integer levels to the centres of their dequantization cells in the model's range (training convention)."""
+        return self.scale * (x.float() + 0.5) / self.levels + self.offset
+
+    def to_levels(self, y: torch.Tensor) -> torch.Tensor:
+        """The model's range back to continuous levels in [0, K - 1] (inverse of to_model, clamped)."""
+        return ((y - self.offset) / self.scale * self.levels - 0.5).clamp(0, self.levels - 1)
 
     def dequantize(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Uniform dequantization y = s (x + u) / K + c, u ~ U[0, 1)^D."""
@@ -48,9 +53,12 @@ class ImageData:
         return self.scale * (x.float() + u) / self.levels + self.offset
 
     def to_uint8(self, y: torch.Tensor) -> torch.Tensor:
-        """Model range back to 0..255 uint8 images with 3 channels (grey repeated), for torch-fidelity."""
-        v = ((y - self.offset) / self.scale).clamp(0, 1)
-        img = torch.round(v * 255).to(torch.uint8)
+        """Model range back to 0..255 uint8 images with 3 channels (grey repeated), for torch-fidelity. Non-finite
+        values are refused: they would become 0 silently (count and drop them first: metrics.toy.finite_only)."""
+        if not torch.isfinite(y).all():
+            bad = int((~torch.isfinite(y.flatten(1)).all(1)).sum())
+            raise ValueError(f"{bad} of {len(y)} images have non-finite pixels: drop them first (metrics.toy.finite_only)")
+        img = torch.round(self.to_levels(y) * (255 / (self.levels - 1))).to(torch.uint8)
         return img.repeat(1, 3 // img.shape[1], 1, 1) if img.shape[1] == 1 else img
 
 

@@ -41,13 +41,15 @@ class NoiseSource:
 
 
 class CountingScore:
-    """Wraps score_fn and counts its calls: NFE is measured, never computed by formula."""
+    """Wraps score_fn and counts network evaluations: NFE is measured, never computed by formula. A score function
+    that runs the network more than once a call (classifier-free guidance: twice) says so in `nfe_per_call`."""
 
     def __init__(self, score_fn):
         self.score_fn, self.nfe = score_fn, 0
+        self.per_call = int(getattr(score_fn, "nfe_per_call", 1))
 
     def __call__(self, x, t):
-        self.nfe += 1
+        self.nfe += self.per_call
         return self.score_fn(x, t)
 
 
@@ -91,8 +93,3 @@ def tweedie_denoise(score_fn, sde: SDE, x, eps: float):
     """One noise-free step at t = eps: E[x_0 | x_eps] = (x + s^2 score) / m (Tweedie; score_sde's denoise)."""
     t = vec(eps, x)
     return (x + bcast(sde.std(t), x) ** 2 * score_fn(x, t)) / bcast(sde.mean_coeff(t), x)
-
-
-def sde_grid(sde: SDE, steps: int, eps: float, device) -> torch.Tensor:
-    """score_sde's time grid linspace(T, eps, N)."""
-    return torch.linspace(sde.T, eps, steps, device=device)

@@ -5,6 +5,8 @@ import math
 
 from tqdm.auto import tqdm
 
+from ..chain import make_chain
+from ..errors import ConfigError
 from .base import vec
 
 
@@ -22,18 +24,20 @@ def langevin(score_fn, sde, z, noise, *, steps=1000, eps=None, step_size=0.1, in
     return x
 
 
-def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=None, n_steps_each=100, step_lr=2e-5,
-                      init="uniform", init_range=1.0, progress=False):
+def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=1e-5, n_steps_each=100, step_lr=2e-5,
+                      init="uniform", init_range=1.0, respace="respace", skip="linspace", progress=False):
     """For sigma_1 > ... > sigma_L: alpha_i = step_lr sigma_i^2 / sigma_L^2; T times x += alpha_i/2 s + sqrt(alpha_i) z.
 
-    `steps` is the number of noise levels L (default: the model's own N); level i is evaluated at t_i = i / (L - 1).
+    `steps` is the number of noise levels L (default: the model's own N; fewer walk a sub-sequence of its levels).
     """
-    levels = sde if steps is None else sde.with_N(steps)
-    sigmas = levels.discrete_sigmas.tolist()
-    x = _init(z, noise, init, init_range, sigmas[-1])
-    for i in tqdm(reversed(range(levels.N)), total=levels.N, disable=not progress, desc="annealed langevin"):
-        alpha = step_lr * (sigmas[i] / sigmas[0]) ** 2
-        t = vec(i / (levels.N - 1) * sde.T, x)
+    if sde.kind != "ve":
+        raise ConfigError(f"annealed Langevin dynamics needs the SMLD (VE) noise levels, not {sde.kind!r}")
+    chain = make_chain(sde, steps, eps, respace=respace, skip=skip, device=z.device)
+    sigmas = chain["sigma"].tolist()
+    x = _init(z, noise, init, init_range, sigmas[0])
+    for k in tqdm(range(len(chain)), disable=not progress, desc="annealed langevin"):
+        alpha = step_lr * (sigmas[k] / sigmas[-1]) ** 2
+        t = vec(chain.t[k], x)
         for _ in range(n_steps_each):
             x = x + 0.5 * alpha * score_fn(x, t) + math.sqrt(alpha) * noise.randn()
     return x

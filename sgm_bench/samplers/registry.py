@@ -17,6 +17,17 @@ from .pc import corrector_only, pc, predictor_only
 from .sigma import dpm_solver, edm_heun
 
 DIFFUSION = ("ncsn", "ddpm", "ve", "vp", "subvp")
+CONTINUOUS_TIME = ("ddpm", "ve", "vp", "subvp")  # NCSN's index-labelled network has no score between its levels
+
+# Why a sampler does not fit a family, where the reason is more than "a different process"
+NOT_APPLICABLE = {
+    ("ncsn", "euler_maruyama"): "NCSN's network is labelled by a noise-level index: its score exists at its L levels "
+    "only, and a continuous-time solver would integrate a piecewise-constant score (more steps converge to a different "
+    "distribution); ancestral, reverse_diffusion, pc and annealed_langevin walk its levels",
+    ("ncsn", "ode"): "NCSN's network is labelled by a noise-level index: its score exists at its L levels only, and an "
+    "ODE solver would integrate a piecewise-constant score (more steps converge to a different distribution); "
+    "edm_heun integrates the probability-flow ODE between the model's own levels (EDM's round_sigma)",
+}
 
 
 @dataclass(frozen=True)
@@ -40,18 +51,18 @@ for name, spec in {
     "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5}),
     "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}, walks_chain=True),
     "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
-    "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama"), DIFFUSION),
+    "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama", "grid"), CONTINUOUS_TIME),
     "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION, walks_chain=True),
     "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "snr": 0.16, "n_steps_each": 1},
                       walks_chain=True),
     "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}, walks_chain=True),
-    "ode": SamplerSpec(ode, DIFFUSION, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
+    "ode": SamplerSpec(ode, CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
     "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False),
     "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=False),
 }.items():
     SAMPLERS.add(name, spec)
 
-DEFAULT_STEPS = {"annealed_langevin": 10, "edm_heun": 18, "dpm_solver": 20, "ddim": 50, "langevin": 1000}
+DEFAULT_STEPS = {"edm_heun": 18, "dpm_solver": 20, "ddim": 50, "langevin": 1000}
 SAMPLING_EPS = {"ve": 1e-5, "vp": 1e-3, "subvp": 1e-3}
 
 
@@ -66,12 +77,21 @@ def applicable(family: str) -> list[str]:
     return [n for n, s in SAMPLERS.items() if family in s.families]
 
 
+def why_not(name: str, family: str) -> str | None:
+    """Why sampler `name` does not fit `family` (None when it does)."""
+    if family in SAMPLERS[name].families:
+        return None
+    return NOT_APPLICABLE.get((family, name), f"sampler {name!r} needs a {' or '.join(sorted(SAMPLERS[name].families))} model")
+
+
 def check_applicable(name: str, family: str | None = None, sde=None) -> SamplerSpec:
     """The spec of `name`, or a ConfigError listing the valid choices for this family or process."""
     spec = SAMPLERS[name]
     kind = getattr(sde, "kind", None)
+    family = family or getattr(sde, "family", None)
     if family is not None and family not in spec.families:
-        raise ConfigError(f"sampler {name!r} does not apply to family {family!r}; applicable: {', '.join(applicable(family))}")
+        raise ConfigError(f"sampler {name!r} does not apply to family {family!r}: {why_not(name, family)}; "
+                          f"applicable: {', '.join(applicable(family))}")
     if family is None and kind not in spec.kinds:
         valid = sorted(n for n, s in SAMPLERS.items() if kind in s.kinds)
         raise ConfigError(f"sampler {name!r} does not apply to a {kind or 'single-noise-level'} model; applicable: {', '.join(valid)}")

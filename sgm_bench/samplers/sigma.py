@@ -15,15 +15,24 @@ from .base import vec
 
 
 def denoiser(score_fn, sde):
-    """D(x_hat; sigma) = x_hat + sigma^2 m(t) s(m(t) x_hat, t), t = t(sigma)."""
+    """D(x_hat; sigma) = x_hat + sigma^2 m s(m x_hat, t), m = m(t(sigma)), the score asked at sde.query_time(sigma)."""
 
     def D(xh, sigma: float):
-        t = sde.t_of_sigma(torch.as_tensor(sigma, dtype=torch.float64)).item()
-        tv = vec(t, xh)
-        m = bcast(sde.mean_coeff(tv), xh)
-        return xh + sigma**2 * m * score_fn(m * xh, tv)
+        m = float(sde.mean_coeff(sde.t_of_sigma(torch.as_tensor(sigma, dtype=torch.float64))))
+        return xh + sigma**2 * m * score_fn(m * xh, vec(sde.query_time(sigma), xh))
 
     return D
+
+
+def model_sigmas(sde, sigmas: list[float]) -> list[float]:
+    """EDM's round_sigma on a schedule (descending, ending in 0): a discrete model steps between its own levels only
+    (repeated levels are dropped, so NFE counts only real steps); a continuous model keeps the schedule."""
+    out = []
+    for s in sigmas[:-1]:
+        r = sde.round_sigma(s)
+        if not out or r != out[-1]:
+            out.append(r)
+    return out + [0.0]
 
 
 def _range(sde, eps, sigma_min, sigma_max):
@@ -43,14 +52,14 @@ def edm_heun(score_fn, sde, z, noise, *, steps=18, eps=1e-3, rho=7.0, S_churn=0.
              S_noise=1.0, sigma_min=None, sigma_max=None, progress=False):
     """Karras et al. Alg. 2: 2nd-order Heun on dx/dsigma = (x - D(x; sigma)) / sigma, optional churn; 2 steps - 1 NFE."""
     lo, hi = _range(sde, eps, sigma_min, sigma_max)
-    sig = karras_sigmas(steps, lo, hi, rho)
+    sig = model_sigmas(sde, karras_sigmas(steps, lo, hi, rho))
     D = denoiser(score_fn, sde)
     x = z * sig[0]
-    for i in tqdm(range(steps), disable=not progress, desc="edm_heun"):
+    for i in tqdm(range(len(sig) - 1), disable=not progress, desc="edm_heun"):
         s, s_next = sig[i], sig[i + 1]
-        gamma = min(S_churn / steps, math.sqrt(2) - 1) if S_tmin <= s <= S_tmax else 0.0
+        gamma = min(S_churn / (len(sig) - 1), math.sqrt(2) - 1) if S_tmin <= s <= S_tmax else 0.0
         s_hat = s * (1 + gamma)
-        if gamma > 0:
+        if S_churn > 0:  # a draw every step, as EDM and k-diffusion do, so churned runs share their noise
             x = x + math.sqrt(s_hat**2 - s**2) * S_noise * noise.randn()
         d = (x - D(x, s_hat)) / s_hat
         x_next = x + (s_next - s_hat) * d
@@ -63,10 +72,10 @@ def edm_heun(score_fn, sde, z, noise, *, steps=18, eps=1e-3, rho=7.0, S_churn=0.
 def dpm_solver(score_fn, sde, z, noise, *, steps=20, eps=1e-3, sigma_min=None, sigma_max=None, progress=False):
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) on a logSNR-uniform grid, lambda = -log sigma; `steps` NFE."""
     lo, hi = _range(sde, eps, sigma_min, sigma_max)
-    sig = [float(v) for v in np.exp(np.linspace(math.log(hi), math.log(lo), steps))] + [0.0]
+    sig = model_sigmas(sde, [float(v) for v in np.exp(np.linspace(math.log(hi), math.log(lo), steps))] + [0.0])
     D = denoiser(score_fn, sde)
     x, old = z * sig[0], None
-    for i in tqdm(range(steps), disable=not progress, desc="dpm_solver"):
+    for i in tqdm(range(len(sig) - 1), disable=not progress, desc="dpm_solver"):
         d = D(x, sig[i])
         if sig[i + 1] == 0:
             x = d

@@ -1,0 +1,288 @@
+"""Agreement with the field's reference code on shared inputs and shared noise, at the papers' settings.
+
+- DDPM ancestral and DDIM against diffusers' DDPMScheduler / DDIMScheduler (a test-only dependency), for the discrete
+  `ddpm` family (an epsilon model at integer steps) and the continuous `vp` family (the exact score at the time whose
+  marginal has alpha-bar_i);
+- EDM Heun and DPM-Solver++(2M) against k-diffusion's `sample_heun` / `sample_dpmpp_2m`, restated here from its source;
+- the SDE coefficients, the predictors, the Langevin corrector and the full 1000-step PC loop against score_sde's
+  `sde_lib` / `sampling` equations, restated here.
+
+The model in every case is the exact score of a Gaussian mixture: x = m x0 + s z has the density of the mixture
+convolved with N(0, (s/m)^2 I), rescaled by m, written here without the suite's SDE code. Tolerance 1e-4 in float32
+(absolute, on samples whose modes sit at +-5) unless a test says otherwise.
+"""
+import math
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+from sgm_bench import samplers as S
+from sgm_bench.data import TOYS
+from sgm_bench.models import build_sde
+from sgm_bench.samplers.base import NoiseSource
+
+TOL = 1e-4
+B = 64
+
+
+def exact_score(gm, x, m, s):
+    """grad log of the law of m x0 + s z (x0 from the mixture) at x: (1/m) score_{mixture * N(0, (s/m)^2)}(x / m)."""
+    m, s = float(m), float(s)
+    return gm.score(x / m, None, noise_std=s / m) / m
+
+
+@pytest.fixture(scope="module")
+def gm():
+    return TOYS["mixture2d"]()
+
+
+def alphas_cumprod():
+    """DDPM's linear betas 1e-4 -> 0.02 over 1000 steps, in float64."""
+    return torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
+
+
+def shared_noise(seed, shape):
+    """Our per-sample noise streams; the reference loop draws from the same object in the same order."""
+    return NoiseSource(seed, range(shape[0]), shape[1:])
+
+
+def diffusers_ddpm(gm, variance_type, seed=0):
+    """diffusers' DDPMScheduler over all 1000 steps, its variance noise taken from our streams."""
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                          variance_type=variance_type, clip_sample=False)
+    sched.set_timesteps(1000)
+    ab = alphas_cumprod()
+    noise = shared_noise(seed, (B, 2))
+    x = noise.randn()
+    import diffusers.schedulers.scheduling_ddpm as mod
+
+    original = mod.randn_tensor
+    mod.randn_tensor = lambda shape, **kw: noise.randn()
+    try:
+        for i in sched.timesteps.tolist():
+            eps = -math.sqrt(1 - ab[i]) * exact_score(gm, x, ab[i].sqrt(), (1 - ab[i]).sqrt())
+            x = sched.step(eps, i, x).prev_sample
+    finally:
+        mod.randn_tensor = original
+    return x
+
+
+def discrete_eps_score(gm, sde):
+    """A `ddpm` model: the exact score of the chain's marginal q(x_i), asked at step i = the suite's step of t."""
+    ab = alphas_cumprod()
+
+    def score(x, t):
+        i = int(sde.index(t)[0])
+        return exact_score(gm, x, ab[i].sqrt(), (1 - ab[i]).sqrt())
+
+    return score
+
+
+@pytest.mark.parametrize("variance,variance_type", [("beta", "fixed_large"), ("beta_tilde", "fixed_small")])
+def test_ddpm_ancestral_matches_diffusers_ddpm_scheduler(gm, variance, variance_type):
+    sde = build_sde("ddpm")
+    ours = S.sample("ancestral", discrete_eps_score(gm, sde), sde, (B, 2), seed=0, variance=variance).x
+    ref = diffusers_ddpm(gm, variance_type)
+    assert (ours - ref).abs().max() < TOL
+
+
+def test_ddpm_chain_visits_every_step_once():
+    """The planted bug of issue 10: rounding t (N - 1) visits step 500 twice and step 0 never."""
+    sde = build_sde("ddpm")
+    seen = []
+    S.sample("ancestral", lambda x, t: seen.append(int(sde.index(t)[0])) or torch.zeros_like(x), sde, (2, 1))
+    assert seen == list(range(999, -1, -1))
+
+
+def diffusers_ddim(gm, steps, eta, seed=0):
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                          clip_sample=False, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+    sched.set_timesteps(steps)
+    ab = alphas_cumprod()
+    noise = shared_noise(seed, (B, 2))
+    x = noise.randn()
+    ts = sched.timesteps.tolist()
+    for k, i in enumerate(ts):
+        eps = -math.sqrt(1 - ab[i]) * exact_score(gm, x, ab[i].sqrt(), (1 - ab[i]).sqrt())
+        z = noise.randn() if k < len(ts) - 1 and eta > 0 else torch.zeros_like(x)
+        x = sched.step(eps, i, x, eta=eta, variance_noise=z).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("family", ["ddpm", "vp"])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_matches_diffusers_ddim_scheduler(gm, family, eta):
+    """Both families, 50 steps (the paper's uniform skip, diffusers' 'leading'); the continuous VP model is asked at
+    the time whose marginal has alpha-bar_i (the exact score there is the exact epsilon of step i)."""
+    sde = build_sde(family)
+    score = discrete_eps_score(gm, sde) if family == "ddpm" else gm.score_fn(sde)
+    ours = S.sample("ddim", score, sde, (B, 2), steps=50, eta=eta, seed=0).x
+    ref = diffusers_ddim(gm, 50, eta)
+    assert torch.isfinite(ours).all()
+    assert (ours - ref).abs().max() < TOL, (ours - ref).abs().max()
+
+
+def test_ddim_on_the_continuous_vp_family_is_finite_at_its_default_eps(gm):
+    """The NaN of issue 10: the last step asked the model at t = 0, where the marginal std is 0."""
+    sde = build_sde("vp")
+    x = S.sample("ddim", gm.score_fn(sde), sde, (B, 2), steps=10).x
+    assert torch.isfinite(x).all()
+
+
+# --- k-diffusion's samplers, restated from crowsonkb/k-diffusion (k_diffusion/sampling.py) -------------------------
+
+def k_sample_heun(denoise, x, sigmas):
+    for i in range(len(sigmas) - 1):
+        d = (x - denoise(x, sigmas[i])) / sigmas[i]
+        dt = sigmas[i + 1] - sigmas[i]
+        if sigmas[i + 1] == 0:
+            x = x + d * dt
+        else:
+            x_2 = x + d * dt
+            d_2 = (x_2 - denoise(x_2, sigmas[i + 1])) / sigmas[i + 1]
+            x = x + (d + d_2) / 2 * dt
+    return x
+
+
+def k_sample_dpmpp_2m(denoise, x, sigmas):
+    t_fn = lambda s: -math.log(s)  # noqa: E731
+    old = None
+    for i in range(len(sigmas) - 1):
+        denoised = denoise(x, sigmas[i])
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            h = t_fn(sigmas[i + 1]) - t_fn(sigmas[i])
+            if old is None:
+                x = (sigmas[i + 1] / sigmas[i]) * x - math.expm1(-h) * denoised
+            else:
+                r = (t_fn(sigmas[i]) - t_fn(sigmas[i - 1])) / h
+                d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
+                x = (sigmas[i + 1] / sigmas[i]) * x - math.expm1(-h) * d
+        old = denoised
+    return x
+
+
+def karras(n, lo, hi, rho=7.0):
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    s = (hi ** (1 / rho) + ramp * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    return s.tolist() + [0.0]
+
+
+@pytest.mark.parametrize("family", ["ve", "vp"])
+def test_edm_heun_matches_k_diffusion(gm, family):
+    sde = build_sde(family)
+    lo, hi = (0.02, 50.0) if family == "ve" else (0.02, 80.0)
+    denoise = lambda x, s: x + s**2 * exact_score(gm, x, 1.0, s)  # noqa: E731 - x_hat = x0 + sigma z
+    z = shared_noise(0, (B, 2)).randn()
+    ref = k_sample_heun(denoise, z * hi, karras(18, lo, hi))
+    ours = S.sample("edm_heun", gm.score_fn(sde), sde, (B, 2), steps=18, sigma_min=lo, sigma_max=hi, seed=0)
+    assert ours.nfe == 2 * 18 - 1
+    assert (ours.x - ref).abs().max() < TOL
+
+
+@pytest.mark.parametrize("family", ["vp"])
+def test_dpm_solver_2m_matches_k_diffusion(gm, family):
+    sde = build_sde(family)
+    lo, hi = 0.02, 50.0
+    denoise = lambda x, s: x + s**2 * exact_score(gm, x, 1.0, s)  # noqa: E731
+    sig = torch.exp(torch.linspace(math.log(hi), math.log(lo), 20, dtype=torch.float64)).tolist() + [0.0]
+    z = shared_noise(0, (B, 2)).randn()
+    ref = k_sample_dpmpp_2m(denoise, z * hi, sig)
+    ours = S.sample("dpm_solver", gm.score_fn(sde), sde, (B, 2), steps=20, sigma_min=lo, sigma_max=hi, seed=0)
+    assert ours.nfe == 20
+    assert (ours.x - ref).abs().max() < TOL
+
+
+# --- score_sde's sde_lib and sampling, restated from yang-song/score_sde_pytorch --------------------------------------
+
+def score_sde_vp(N=1000, beta_min=0.1, beta_max=20.0):
+    betas = torch.linspace(beta_min / N, beta_max / N, N)
+    return {"betas": betas, "alphas": 1 - betas}
+
+
+def test_sde_coefficients_match_score_sde():
+    x, t = torch.randn(5, 2), torch.tensor([1e-3, 0.1, 0.37, 0.8, 1.0])
+    vp = build_sde("vp")
+    beta = 0.1 + t * (20 - 0.1)
+    drift, g = vp.sde(x, t)
+    assert torch.allclose(drift, -0.5 * beta[:, None] * x) and torch.allclose(g, beta.sqrt())
+    lmc = (-0.25 * t.double() ** 2 * (20 - 0.1) - 0.5 * t.double() * 0.1)  # in float64: score_sde's 1 - exp(2 lmc)
+    mean, std = vp.marginal_prob(x, t)  # loses digits near t = 0 in float32, where the suite's expm1 does not
+    assert torch.allclose(mean, torch.exp(lmc).float()[:, None] * x)
+    assert torch.allclose(std, torch.sqrt(1 - torch.exp(2 * lmc)).float(), rtol=1e-5)
+    ve = build_sde("ve")
+    sigma = 0.01 * (50 / 0.01) ** t
+    _, g = ve.sde(x, t)
+    assert torch.allclose(g, sigma * math.sqrt(2 * (math.log(50) - math.log(0.01))), rtol=1e-5)
+    sub = build_sde("subvp")
+    td = t.double()
+    discount = 1 - torch.exp(-2 * 0.1 * td - (20 - 0.1) * td**2)
+    _, g = sub.sde(x, t)
+    assert torch.allclose(g, torch.sqrt((0.1 + td * (20 - 0.1)) * discount).float(), rtol=1e-5)
+    # discretize: score_sde's `timestep = (t * (N - 1) / T).long()`
+    ref = score_sde_vp()
+    i = (t * 999).long()
+    f, G = vp.discretize(x, t)
+    assert torch.allclose(f, torch.sqrt(ref["alphas"][i])[:, None] * x - x, atol=1e-6) and torch.allclose(G, ref["betas"][i].sqrt())
+    sig = torch.exp(torch.linspace(math.log(0.01), math.log(50), 1000))
+    f, G = ve.discretize(x, t)
+    adj = torch.where(i == 0, torch.zeros_like(t), sig[(i - 1).clamp(min=0)])
+    assert torch.allclose(G, torch.sqrt(sig[i] ** 2 - adj**2))
+
+
+def score_sde_pc(score_fn, kind, x, noise, snr=0.16, n_steps=1, eps=1e-3, N=1000):
+    """score_sde's pc_sampler with ReverseDiffusionPredictor and LangevinCorrector, written from their code."""
+    ts = torch.linspace(1.0, eps, N)
+    if kind == "vp":
+        c = score_sde_vp()
+    else:
+        sig = torch.exp(torch.linspace(math.log(0.01), math.log(50), N))
+    x_mean = x
+    for t in ts:
+        vt = torch.full((x.shape[0],), float(t))
+        i = (vt * (N - 1)).long()
+        alpha = c["alphas"][i] if kind == "vp" else torch.ones_like(vt)
+        for _ in range(n_steps):
+            grad, z = score_fn(x, vt), noise.randn()
+            gn, zn = grad.reshape(len(x), -1).norm(dim=-1).mean(), z.reshape(len(x), -1).norm(dim=-1).mean()
+            step = (snr * zn / gn) ** 2 * 2 * alpha
+            x_mean = x + step[:, None] * grad
+            x = x_mean + torch.sqrt(step * 2)[:, None] * z
+        if kind == "vp":
+            beta = c["betas"][i]
+            f, G = torch.sqrt(1 - beta)[:, None] * x - x, beta.sqrt()
+        else:
+            adj = torch.where(i == 0, torch.zeros_like(vt), sig[(i - 1).clamp(min=0)])
+            f, G = torch.zeros_like(x), torch.sqrt(sig[i] ** 2 - adj**2)
+        rev_f = f - G[:, None] ** 2 * score_fn(x, vt)
+        x_mean = x - rev_f
+        x = x_mean + G[:, None] * noise.randn()
+    return x_mean
+
+
+@pytest.mark.parametrize("family", ["vp", "ve"])
+def test_full_1000_step_pc_loop_matches_score_sde(gm, family):
+    sde = build_sde(family)
+    eps = 1e-3 if family == "vp" else 1e-5
+    noise = shared_noise(0, (B, 2))
+    ref = score_sde_pc(gm.score_fn(sde), family, noise.randn() * sde.prior_std, noise, eps=eps)
+    ours = S.sample("pc", gm.score_fn(sde), sde, (B, 2), seed=0, eps=eps)
+    assert ours.nfe == 2000
+    assert (ours.x - ref).abs().max() < TOL, (ours.x - ref).abs().max()
+
+
+def test_euler_maruyama_predictor_matches_score_sde(gm):
+    sde = build_sde("subvp")
+    noise = shared_noise(3, (B, 2))
+    x = noise.randn()
+    N, eps = 100, 1e-3
+    for t in torch.linspace(1.0, eps, N):
+        vt = torch.full((B,), float(t))
+        drift, g = sde.sde(x, vt)
+        drift = drift - g[:, None] ** 2 * gm.score_fn(sde)(x, vt)
+        x_mean = x + drift * (-1.0 / N)
+        x = x_mean + g[:, None] * math.sqrt(1.0 / N) * noise.randn()
+    ours = S.sample("euler_maruyama", gm.score_fn(sde), sde, (B, 2), steps=N, seed=3, eps=eps)
+    assert (ours.x - x_mean).abs().max() < TOL  # score_sde's noise_removal: the last mean
