@@ -56,8 +56,9 @@ class Tracker:
                 self.client.delete_run(r.info.run_id)
 
     def log_run(self, key: str, name: str, params: dict, metrics: dict, tags: dict, parent: str | None = None,
-                artifacts=(), series: dict | None = None) -> tuple[str, bool]:
-        """(run_id, created): a complete run with this key is reused; otherwise written and then marked complete."""
+                artifacts=(), series: dict | None = None, failed: bool = False) -> tuple[str, bool]:
+        """(run_id, created): a complete run with this key is reused; otherwise written and then marked complete
+        (FAILED where the result it records diverged, so `attributes.status = 'FAILED'` finds it)."""
         existing = self.find(key)
         if existing:
             return existing, False
@@ -78,7 +79,7 @@ class Tracker:
             if Path(a).exists():
                 self.client.log_artifact(rid, str(a))
         self.client.set_tag(rid, "job_key", key)
-        self.client.set_terminated(rid)
+        self.client.set_terminated(rid, status="FAILED" if failed else "FINISHED")
         return rid, True
 
     def count(self) -> int:

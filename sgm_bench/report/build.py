@@ -6,11 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 import yaml  # noqa: E402
 
 from . import plots, tables  # noqa: E402
@@ -24,6 +22,7 @@ def paper_tables() -> dict:
 def load_rows(metric_files) -> pd.DataFrame:
     rows = [r for f in metric_files for r in json.loads(Path(f).read_text())["rows"]]
     df = pd.DataFrame(rows)
+    df["diverged"] = df["status"].fillna("ok").str.startswith("diverged") if "status" in df else False
     df["quality"] = df["fid"] if "fid" in df else None
     if "sw" in df:
         df["quality"] = df["quality"].fillna(df["sw"]) if "fid" in df else df["sw"]
@@ -56,8 +55,11 @@ def guidance_rows(exps) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=()) -> None:
+def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=(),
+          not_run=(), not_applicable=()) -> None:
     results = Path(results)
+    toy_floors = {json.loads(Path(f).read_text())["model"]: json.loads(Path(f).read_text()).get("floor")
+                  for f in metric_files}
     floors = {}
     for f in floor_files:
         rep = json.loads(Path(f).read_text())
@@ -69,15 +71,23 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     sections = []
     for model, g in rows.groupby("model", sort=False):
         metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
-        t = tables.sampler_table(g, metric)
         if metric == "fid":
-            fl = floors.get(g["dataset"].iloc[0])
-            floor = f"; floor (train vs test, n={fl['n_generated']}): FID {fl['fid']:.3g}" if fl else ""
-            label = f"{model}: FID on {g['extractor'].iloc[0]} features, not Inception{floor}"
+            fl = floors.get(g["dataset"].iloc[0]) or {}
+            floor = (f"; floor ({fl.get('held_out', 'held-out images')} vs the {fl.get('reference_split', '')} split, "
+                     f"n = {fl.get('n')}): FID {tables.floor_text(fl.get('fid'))}") if fl else ""
+            label = (f"{model}: FID on {g['extractor'].iloc[0]} features (not Inception) against the "
+                     f"{g['reference_split'].iloc[0]} split{floor}")
+            col = "FID"
         else:
-            floor = f"; floor (held-out vs held-out): {g['sw_floor'].mean():.3g}" if "sw_floor" in g else ""
-            label = f"{model}: sliced Wasserstein-2 to held-out data{floor}"
-        label += " (mean ± std over seed sets; columns NFE)"
+            fl = toy_floors.get(model) or {}
+            floor = (f"; floor (exact samples, n = {fl['n']}): SW2 {tables.floor_text(fl.get('sw'))}, mode-weight error "
+                     f"{tables.floor_text(fl.get('mode_weight_error'))}") if fl else ""
+            label = f"{model}: sliced Wasserstein-2 to the {g['reference_split'].iloc[0]} split{floor}"
+            col = "SW2"
+        label += " (mean ± std over seed sets)"
+        nr = [(s, w) for m, s, w in not_run if m == model]
+        na = [(s, w) for m, s, w in not_applicable if m == model]
+        t = tables.leaderboard(g, metric, col, nr, na)
         tables.write_table(t, T / f"samplers_{model}", label)
         sections.append(f"## {label}\n\n{t.to_markdown()}\n")
     (T / "samplers.md").write_text("\n".join(sections))
@@ -116,15 +126,12 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                            "Guidance scale w: clean-classifier accuracy and mean per-class FID of class-conditional samples")
         plots.guidance_scales(guided, F / "guidance")
     (results / "summary.md").write_text("\n".join(md))
-    facet = dict(col="model", col_wrap=min(4, rows["model"].nunique()), hue="sampler", palette=plots.palette(),
-                 marker="o", kind="line", errorbar="sd", height=2.6, facet_kws={"sharey": False, "sharex": False})
-    for x, name in (("nfe", "quality_vs_nfe"), ("seconds_per_sample", "quality_vs_seconds")):
-        g = sns.relplot(rows, x=x, y="quality", **facet)
-        g.set(xscale="log")
-        for ax in g.axes.flat:
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        g.set_axis_labels({"nfe": "NFE", "seconds_per_sample": "seconds per sample"}[x], "FID (images) / SW2 (toys)")
-        plots.save(g.figure, F / name)
+    band = {m: (f or {}).get("sw") for m, f in toy_floors.items()}
+    for model, g in rows.groupby("model"):
+        if g["quality_metric"].iloc[0] != "SW2":
+            band[model] = (floors.get(g["dataset"].iloc[0]) or {}).get("fid")
+    plots.quality_vs(rows, "nfe", F / "quality_vs_nfe", band, "NFE")
+    plots.quality_vs(rows, "seconds_per_sample", F / "quality_vs_seconds", band, "seconds per sample")
     plots.bpd_bars(lik, F / "likelihood")
     curves = pd.concat([pd.read_csv(f).assign(model=Path(f).parent.name) for f in curve_files])
     plots.training_curves(curves, F / "training_curves")

@@ -43,6 +43,37 @@ def bpd_bars(lik, stem):
     return save(fig, stem)
 
 
+def quality_vs(rows, x: str, stem, floors: dict, xlabel: str):
+    """Quality against cost per model: one point per (sampler, steps) with the std over seed sets as error bars, log
+    x axis, the floor's 5-95 % band in grey, diverged settings marked with a red x on the top edge."""
+    models = list(dict.fromkeys(rows["model"]))
+    cols = min(4, len(models))
+    fig, axes = plt.subplots((len(models) + cols - 1) // cols, cols, figsize=(3.4 * cols, 2.9 * ((len(models) + cols - 1) // cols)),
+                             squeeze=False)
+    colours = palette()
+    for ax, model in zip(axes.flat, models):
+        g = rows[rows["model"] == model]
+        ok = g[~g["diverged"]]
+        for variant, v in ok.groupby("variant", sort=False):
+            a = v.groupby(v["steps"].fillna(-1)).agg(x=(x, "mean"), y=("quality", "mean"), e=("quality", "std")).sort_values("x")
+            ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker="o", ms=3, lw=1, capsize=2, label=variant,
+                        color=colours.get(v["sampler"].iloc[0]), ls="-" if variant == v["sampler"].iloc[0] else "--")
+        fl = floors.get(model)
+        if fl:
+            ax.axhspan(fl["p05"], fl["p95"], color="0.85", zorder=0, label="floor (5-95 %)")
+        for _, d in g[g["diverged"]].groupby(["variant", g["steps"].fillna(-1)]).first().iterrows():
+            ax.plot(d[x], 1.0, "x", color="red", transform=ax.get_xaxis_transform(), clip_on=False)
+        ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=ok["quality_metric"].iloc[0] if len(ok) else "")
+        ax.title.set_fontsize(9)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle("Quality vs " + xlabel + " (mean ± std over seed sets; grey: floor; red x: diverged)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
 def guidance_scales(df, stem):
     """df: experiment, w, accuracy, per-class FID: the guidance trade-off per method."""
     import seaborn as sns

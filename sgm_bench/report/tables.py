@@ -16,17 +16,50 @@ def write_table(df: pd.DataFrame, stem, caption: str = "") -> list[Path]:
     return [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
 
 
+def fmt(v: float) -> str:
+    """A number for reading: 3 significant digits, no raw floats."""
+    return f"{v:.3g}" if v == v else "NaN"
+
+
 def mean_pm_std(values: pd.Series) -> str:
     v = values.dropna()
     if v.empty:
         return ""
-    return f"{v.mean():.3g} ± {v.std(ddof=0):.2g}" if len(v) > 1 else f"{v.mean():.3g}"
+    return f"{fmt(v.mean())} ± {fmt(v.std(ddof=0))}" if len(v) > 1 else fmt(v.mean())
 
 
-def sampler_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rows sampler, columns NFE, cells metric mean ± std over seed sets."""
-    r = rows.assign(NFE=rows["nfe"].round().astype(int))
-    return r.pivot_table(index="sampler", columns="NFE", values=metric, aggfunc=mean_pm_std).fillna("")
+def floor_text(floor: dict | None) -> str:
+    """'mean [5 %, 95 %] over k draws at n'."""
+    if not floor:
+        return ""
+    return f"{fmt(floor['mean'])} [{fmt(floor['p05'])}, {fmt(floor['p95'])}] ({floor['draws']} draws)"
+
+
+def _cell(g: pd.DataFrame, metric: str) -> str:
+    """What one (sampler, steps) cell is: mean ± std over seed sets, or diverged / partial with the counts."""
+    n, bad = int(g["n"].sum()), int(g["n_nonfinite"].fillna(0).sum()) if "n_nonfinite" in g else 0
+    status = g["status"].fillna("ok") if "status" in g else pd.Series(["ok"] * len(g))
+    if status.str.startswith("diverged").any():
+        return f"diverged ({bad}/{n} non-finite)"
+    text = mean_pm_std(g[metric]) if metric in g else ""
+    return f"{text} (partial: {bad}/{n} non-finite)" if bad else (text or "NaN (unlabelled: a bug)")
+
+
+def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_applicable=()) -> pd.DataFrame:
+    """One row per (sampler, steps), sorted by quality: NFE and the metric as mean ± std over seed sets, seconds per
+    sample; an adaptive solver is one row per setting; `not run` and `not applicable` rows say why."""
+    out = []
+    for (variant, steps), g in rows.groupby(["variant", rows["steps"].fillna(-1)], sort=False):
+        out.append({"sampler": variant, "steps": "adaptive" if steps == -1 else str(int(steps)),
+                    "NFE": mean_pm_std(g["nfe"]), label: _cell(g, metric),
+                    "s / sample": fmt(g["seconds_per_sample"].mean()),
+                    **({"mode-weight error": mean_pm_std(g["mode_weight_error"])} if "mode_weight_error" in g
+                       and g["mode_weight_error"].notna().any() else {}),
+                    "_key": g[metric].mean() if metric in g and g[metric].notna().any() else float("inf")})
+    out.sort(key=lambda r: r["_key"])
+    out += [{"sampler": s, "steps": "paper protocol", label: f"not run: {why}", "_key": 0} for s, why in not_run]
+    out += [{"sampler": s, "steps": "—", label: f"not applicable: {why}", "_key": 0} for s, why in not_applicable]
+    return pd.DataFrame(out).drop(columns="_key").fillna("").set_index(["sampler", "steps"])
 
 
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -36,11 +69,18 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
-    """ODE bpd (or toy NLL) and DDPM's bound, in separate columns: a bound is never mixed with an exact value."""
-    cols = {"bpd": "ODE bpd", "bpd_std": "± (dequant.)", "bpd_nfe": "NFE", "vlb_bpd": "VLB bpd (bound, ≥)",
-            "nll": "ODE NLL (nats)", "nll_std": "± (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE "}
+    """ODE bpd (or toy NLL) and DDPM's bound, in separate columns: a bound is never mixed with an exact value; a
+    model whose likelihood is not defined says so."""
+    cols = {"bpd": "ODE bpd", "bpd_std": "± (dequant.)", "bpd_nfe": "NFE per solve", "vlb_bpd": "VLB bpd (bound, ≥)",
+            "nll": "ODE NLL (nats)", "nll_std": "± (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE"}
     present = [c for c in cols if c in lik.columns and lik[c].notna().any()]
-    return lik.set_index("model")[present].dropna(how="all").rename(columns=cols)
+    t = lik.set_index("model")[present].map(lambda v: fmt(v) if isinstance(v, float) else ("" if v is None else v))
+    if "status" in lik:
+        na = lik.set_index("model")["status"].fillna("ok") != "ok"
+        for m in na[na].index:
+            t.loc[m] = ""
+            t.loc[m, t.columns[0]] = "not applicable: " + str(lik.set_index("model").loc[m, "note"])
+    return t.rename(columns=cols)
 
 
 def _published(v):

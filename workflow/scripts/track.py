@@ -15,8 +15,7 @@ R = Path(cfg["results"])
 uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
 tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"))
 plan = build_plan(cfg)
-QUALITY = ("fid", "is", "is_std", "kid", "kid_std", "sw", "sw_floor", "mmd", "mmd_floor", "mean_log_density",
-           "mode_weight_error", "n_nonfinite")
+QUALITY = ("fid", "is", "is_std", "kid", "kid_std", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
 COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
 runs = []
 for model, mcfg in plan.models.items():
@@ -33,20 +32,26 @@ for model, mcfg in plan.models.items():
     # keys carry the content hash of the job's output: identical results are never logged twice, new results are
     parent, created = tracker.log_run(job_key(cfg["name"], model, file_hash(R / "train" / model / "train_stats.json")),
                                       model, params, metrics,
-                                      {**tags, "kind": "model", "config": cfg["name"]},
+                                      {**tags, "kind": "model", "config": cfg["name"],
+                                       "likelihood_status": lik.get("status", "not run")},
                                       artifacts=[R / "train" / model / "train_log.csv"], series={"loss": curve})
     runs.append({"model": model, "run_id": parent, "created": created})
     for job in (j for j in plan.jobs if j.model == model):
         metrics_file = R / "metrics" / model / f"{job.name}.json"
-        for row in json.loads(metrics_file.read_text())["rows"]:
+        record = json.loads(metrics_file.read_text())
+        floor = {f"floor_{k}_{q}": v[q] for k, v in (record.get("floor") or {}).items() if isinstance(v, dict)
+                 for q in ("mean", "p05", "p95")}
+        for row in record["rows"]:
             key = job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"], file_hash(metrics_file))
             p = {"sampler": job.sampler, "variant": job.name, "steps": row["steps"], "seed_set": row["seed_set"], "n": row["n"],
                  **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
-                 **{k: row[k] for k in ("extractor", "n_reference", "reference_hash") if k in row}}
-            m = {k: row[k] for k in QUALITY + COST if isinstance(row.get(k), (int, float))}
+                 **{k: row[k] for k in ("extractor", "n_reference", "reference_hash", "reference_split") if k in row}}
+            m = {**{k: row[k] for k in QUALITY + COST if isinstance(row.get(k), (int, float))}, **floor}
+            status = row.get("status", "ok")
             rid, c = tracker.log_run(key, f"{model}/{job.name}/{row['steps']}/{row['seed_set']}", p, m,
-                                     {**tags, "kind": "sampler", "device": row.get("device", "")}, parent=parent,
-                                     artifacts=[R / "samples" / model / f"{job.name}.png"])
+                                     {**tags, "kind": "sampler", "device": row.get("device", ""), "status": status},
+                                     parent=parent, artifacts=[R / "samples" / model / f"{job.name}.png"],
+                                     failed=status.startswith("diverged"))
             runs.append({"model": model, "sampler": job.name, "steps": row["steps"], "seed_set": row["seed_set"],
                          "run_id": rid, "created": c})
 for path in snakemake.input.experiments:
