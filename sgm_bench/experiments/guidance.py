@@ -37,6 +37,17 @@ def _per_class(d, draw, scales, per_class: int, clean_path, cache_root, fid_extr
                                  kid=False)["fid"] for c, ref in enumerate(refs)]
         res[f"per_class_fid_mean[w={w:g}]"] = float(np.mean(fids))
         grids[w] = x.reshape(d.num_classes, per_class, *x.shape[1:])[:, :8].transpose(0, 1).flatten(0, 1)
+    # the floor of the mean per-class FID: `per_class` real training images of each class against the same test
+    # references, over 5 random draws (mean and 5-95 % range)
+    floor = []
+    for draw_seed in range(5):
+        g = torch.Generator().manual_seed(draw_seed)
+        floor.append(np.mean([fidelity_metrics(
+            d.images.to_uint8(real[torch.randperm(len(real), generator=g)[:per_class]]), ref, extractor=fid_extractor,
+            weights_path=fid_weights or clean_path, cache_root=cache_root, isc=False, kid=False)["fid"]
+            for real, ref in ((d.train[d.train_labels == c], refs[c]) for c in range(d.num_classes))]))
+    res.update(per_class_fid_floor_mean=float(np.mean(floor)), per_class_fid_floor_p05=float(np.quantile(floor, 0.05)),
+               per_class_fid_floor_p95=float(np.quantile(floor, 0.95)))
     return res, grids
 
 

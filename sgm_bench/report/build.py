@@ -50,7 +50,8 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
 def guidance_rows(exps) -> pd.DataFrame:
     """One row per (experiment, w) from the experiments that report accuracy[w=...] and per_class_fid_mean[w=...]."""
     rows = [{"experiment": e["experiment"], "w": float(k[len("accuracy[w="):-1]), "accuracy": v,
-             "per-class FID": e.get(f"per_class_fid_mean[w={k[len('accuracy[w='):-1]}]")}
+             "per-class FID": e.get(f"per_class_fid_mean[w={k[len('accuracy[w='):-1]}]"),
+             "floor p05": e.get("per_class_fid_floor_p05"), "floor p95": e.get("per_class_fid_floor_p95")}
             for e in exps for k, v in e.items() if k.startswith("accuracy[w=")]
     return pd.DataFrame(rows)
 

@@ -81,8 +81,10 @@ def guidance_scales(df, stem):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, col in zip(axes, ("accuracy", "per-class FID")):
         sns.lineplot(df, x="w", y=col, hue="experiment", marker="o", ax=ax)
+    if "floor p05" in df and df["floor p05"].notna().any():
+        axes[1].axhspan(df["floor p05"].min(), df["floor p95"].max(), color="0.85", zorder=0)
     axes[0].set(title="Clean-classifier accuracy", ylim=(0, 1.02))
-    axes[1].set(title="Mean per-class FID", yscale="log")
+    axes[1].set(title="Mean per-class FID (grey: floor of real images, 5-95 %)", yscale="log")
     fig.suptitle("Class-conditional samples per guidance scale w", fontsize=10)
     return save(fig, stem)
 

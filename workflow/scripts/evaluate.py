@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 from sgm_bench.bench import evaluate_sampler, setup_job, toy_floor
@@ -19,13 +20,13 @@ if isinstance(ev["extractor_weights"], list):
     ev["extractor_weights"] = ev["extractor_weights"][0] if ev["extractor_weights"] else None
 model = load_model(snakemake.input.model, device=device)
 print(f"sgm-bench: {wc.model} / {wc.sampler}: sampler {job.sampler}, steps {job.steps}, options {job.options}, "
-      f"n {job.n_samples or ev['n_samples']} x {ev['seed_sets']} seed sets, reference split {ev.get('reference_split')}")
+      f"n {job.n_samples or ev['n_samples']} x {ev['seed_sets']} seed sets, reference split {ev.get('reference_split')}", file=sys.stderr)
 rows, grids = evaluate_sampler(model, data, job.sampler, job.steps, job.options, ev,
                                Path(cfg["work"]) / "fidelity-cache", device, n=job.n_samples)
 for r in rows:
     r.update(model=wc.model, variant=wc.sampler, family=model.family.name, dataset=plan.models[wc.model]["data"]["name"])
     print(f"sgm-bench: steps {r['steps']} seed set {r['seed_set']}: NFE {r['nfe']:g}, {r['seconds']:.2f} s, "
-          f"{r['status']}, " + ", ".join(f"{k} {r[k]:.4g}" for k in ("fid", "sw") if isinstance(r.get(k), float)))
+          f"{r['status']}, " + ", ".join(f"{k} {r[k]:.4g}" for k in ("fid", "sw") if isinstance(r.get(k), float)), file=sys.stderr)
 floor = toy_floor(data, rows[0]["n"], ev) if data.toy is not None else None
 save_torch(grids, snakemake.output.samples)
 steps, x = list(grids.items())[-1]

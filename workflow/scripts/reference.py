@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ for d in range(int(ev.get("floor_draws", 20))):
                                   extractor=ev["extractor"], weights_path=weights,
                                   cache_root=Path(cfg["work"]) / "fidelity-cache",
                                   kid_subset_size=min(ev["kid_subset_size"], n), device=cfg.get("device", "cpu"), seed=d))
-    print(f"sgm-bench: floor draw {d}: FID {draws[-1]['fid']:.4g}")
+    print(f"sgm-bench: floor draw {d}: FID {draws[-1]['fid']:.4g}", file=sys.stderr)
 floor = {k: spread(r[k] for r in draws) for k in ("fid", "kid", "is")}
 floor.update(n=n, n_reference=len(ref), reference_split=split, held_out=f"random {n}-subsets of the "
              f"{len(held_out)} {'test' if split == 'train' else 'training'} images", extractor=ev["extractor"],
