@@ -90,7 +90,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         na = [(s, w) for m, s, w in not_applicable if m == model]
         t = tables.leaderboard(g, metric, col, nr, na)
         tables.write_table(t, T / f"samplers_{model}", label)
-        sections.append(f"## {label}\n\n{t.to_markdown()}\n")
+        sections.append(f"## {label}\n\n{tables.markdown(t)}\n")
     (T / "samplers.md").write_text("\n".join(sections))
     images = lik["dataset"].isin(rows.loc[rows["quality_metric"] != "SW2", "dataset"].unique())
     parts = []
@@ -99,7 +99,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                           (~images, "Toys: held-out NLL in nats by the ODE (± over examples), beside the true NLL")):
         if mask.any():
             part = tables.likelihood_table(lik[mask])
-            parts.append(f"{caption}\n\n{part.to_markdown()}\n")
+            parts.append(f"{caption}\n\n{tables.markdown(part)}\n")
             tables.write_table(part, T / ("likelihood_images" if mask is images else "likelihood_toys"), caption)
     (T / "likelihood.md").write_text("\n".join(parts))
     lt = "\n".join(parts)
@@ -115,7 +115,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         tables.write_table(pt, T / f"paper_{key}", table["source"])
         paper_md.append(f"## {table['source']}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))
-    md += sections + [f"## Likelihood\n\n{lt}", f"## Cost\n\n{ct.to_markdown()}\n"]
+    md += sections + [f"## Likelihood\n\n{lt}", f"## Cost\n\n{tables.markdown(ct)}\n"]
     exps = [json.loads(Path(f).read_text()) for f in experiment_files]
     for exp in exps:
         nums = "\n".join(f"| {k} | {v:.4g} |" for k, v in exp.items() if isinstance(v, (int, float)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
@@ -64,6 +65,7 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str):
         for _, d in g[g["diverged"]].groupby(["variant", g["steps"].fillna(-1)]).first().iterrows():
             ax.plot(d[x], 1.0, "x", color="red", transform=ax.get_xaxis_transform(), clip_on=False)
         ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=ok["quality_metric"].iloc[0] if len(ok) else "")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.title.set_fontsize(9)
     for ax in list(axes.flat)[len(models):]:
         ax.axis("off")

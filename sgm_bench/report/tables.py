@@ -6,26 +6,36 @@ from pathlib import Path
 
 import pandas as pd
 
+def markdown(df: pd.DataFrame) -> str:
+    """A table with its index as ordinary columns (no tuple labels)."""
+    flat = df.reset_index() if df.index.name or any(df.index.names) else df
+    return flat.to_markdown(index=flat is df)
+
+
 def write_table(df: pd.DataFrame, stem, caption: str = "") -> list[Path]:
     """stem.csv, stem.md, stem.tex."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(stem.with_suffix(".csv"), index=True)
-    stem.with_suffix(".md").write_text((f"{caption}\n\n" if caption else "") + df.to_markdown() + "\n")
+    stem.with_suffix(".md").write_text((f"{caption}\n\n" if caption else "") + markdown(df) + "\n")
     stem.with_suffix(".tex").write_text(df.to_latex(escape=True, caption=caption or None))
     return [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
 
 
 def fmt(v: float) -> str:
-    """A number for reading: 3 significant digits, no raw floats."""
-    return f"{v:.3g}" if v == v else "NaN"
+    """A number for reading: 3 significant digits (whole numbers from 100 on), no raw floats."""
+    if v != v:
+        return "NaN"
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def mean_pm_std(values: pd.Series) -> str:
+    """'mean ± std' over seed sets; the mean alone where they agree exactly (a fixed NFE)."""
     v = values.dropna()
     if v.empty:
         return ""
-    return f"{fmt(v.mean())} ± {fmt(v.std(ddof=0))}" if len(v) > 1 else fmt(v.mean())
+    sd = v.std(ddof=0)
+    return f"{fmt(v.mean())} ± {fmt(sd)}" if len(v) > 1 and sd > 0 else fmt(v.mean())
 
 
 def floor_text(floor: dict | None) -> str:
@@ -74,7 +84,9 @@ def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
     cols = {"bpd": "ODE bpd", "bpd_std": "± (dequant.)", "bpd_nfe": "NFE per solve", "vlb_bpd": "VLB bpd (bound, ≥)",
             "nll": "ODE NLL (nats)", "nll_std": "± (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE"}
     present = [c for c in cols if c in lik.columns and lik[c].notna().any()]
-    t = lik.set_index("model")[present].map(lambda v: fmt(v) if isinstance(v, float) else ("" if v is None else v))
+    t = lik.set_index("model")[present].map(lambda v: fmt(v) if isinstance(v, float) and v == v else v)
+    if "vlb_bpd" in present:  # DDPM's bound exists for the DDPM chain only
+        t["vlb_bpd"] = [v if isinstance(v, str) else "n/a: DDPM models only" for v in t["vlb_bpd"]]
     if "status" in lik:
         na = lik.set_index("model")["status"].fillna("ok") != "ok"
         for m in na[na].index:
