@@ -14,10 +14,11 @@ import torch
 from .chain import make_chain
 from .data import IMAGES
 from .errors import ConfigError
-from .experiment import merged
+from .experiment import check_data_options, check_loss_options, merged
 from .models import FAMILIES, build_sde
 from .samplers import SAMPLERS, applicable
 from .samplers.registry import NOT_APPLICABLE, why_not
+from .train import TrainConfig
 
 NEEDS_ROOT = {"mnist", "cifar10"}
 
@@ -59,8 +60,11 @@ def _model_cfg(name: str, spec: dict, datasets: dict) -> dict:
         raise ConfigError(f"model {name!r}: unknown family {fam!r}; valid choices: {', '.join(FAMILIES.names())}")
     try:
         build_sde(fam, **spec["model"].get("sde", {}))
+        check_data_options(datasets[spec["data"]])
+        check_loss_options(spec)
+        TrainConfig.from_dict(spec["train"])
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"model {name!r}: bad sde settings {spec['model'].get('sde')}: {e}") from e
+        raise ConfigError(f"model {name!r}: {e}") from e
     return {"data": datasets[spec["data"]], "model": spec["model"], "loss": spec.get("loss", {}), "train": spec["train"]}
 
 
@@ -136,6 +140,19 @@ def check_experiments(config: dict) -> None:
         experiment_options(target, config)
 
 
+def unreadable_checkpoint(path: Path) -> str | None:
+    """Why a trained model file cannot be used (checked before any job starts, so that the jobs downstream of a corrupt
+    file do not delete their existing results first), or None."""
+    from .errors import CheckpointError
+    from .train import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError as e:
+        return f"{e} (its downstream results are untouched until it is fixed)"
+    return None
+
+
 def preflight(config: dict) -> list[str]:
     """Problems that would make jobs fail on this machine, each with what to do; empty when ready to run."""
     problems = []
@@ -148,6 +165,10 @@ def preflight(config: dict) -> list[str]:
     for key, d in config.get("datasets", {}).items():
         if d.get("name") in NEEDS_ROOT and not d.get("download") and not Path(d["root"]).exists():
             problems.append(f"dataset {key!r}: {d['root']} does not exist; put {d['name']} there or set download: true")
+    for f in sorted(Path(config.get("work", "work")).glob("models/*/model.pt")):
+        problem = unreadable_checkpoint(f)
+        if problem:
+            problems.append(problem)
     w = config.get("evaluation", {}).get("inception_weights")
     if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
         problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")
