@@ -16,6 +16,8 @@ class _StrictLoader(yaml.SafeLoader):
 def _mapping(loader, node, deep=False):
     seen = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, by design
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise ConfigError(f"{node.start_mark.name}: key {key!r} appears twice in one mapping (lines "

@@ -6,6 +6,7 @@ job starts.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,10 +166,19 @@ def preflight(config: dict) -> list[str]:
     for key, d in config.get("datasets", {}).items():
         if d.get("name") in NEEDS_ROOT and not d.get("download") and not Path(d["root"]).exists():
             problems.append(f"dataset {key!r}: {d['root']} does not exist; put {d['name']} there or set download: true")
-    for f in sorted(Path(config.get("work", "work")).glob("models/*/model.pt")):
+    work = Path(config.get("work", "work"))
+    newest = [sorted(d.glob("step_*.pt"))[-1:] for d in sorted(work.glob("runs/*/checkpoints"))]
+    for f in sorted(work.glob("models/*/model.pt")) + [p for n in newest for p in n]:
         problem = unreadable_checkpoint(f)
         if problem:
             problems.append(problem)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.get("mlflow", {}).get("tracking_uri", "")
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        home = next((p for p in [db, *db.parents] if p.exists()), Path("."))
+        if (home != db and not home.is_dir()) or not os.access(home, os.W_OK):
+            problems.append(f"the MLflow store {uri} cannot be written ({home} is read-only): set mlflow.tracking_uri "
+                            "or MLFLOW_TRACKING_URI to a writable place before the compute is spent")
     w = config.get("evaluation", {}).get("inception_weights")
     if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
         problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")

@@ -69,7 +69,16 @@ def ema_with_warmup(decay: float):
 
 
 def pick_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    """'auto' (CUDA when present), 'cpu', 'cuda[:k]'; a GPU asked for and absent is one clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:K' or 'auto'") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'")
+    return device
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -125,6 +134,8 @@ class Trainer:
 
     def __init__(self, cfg: dict, data: Dataset, run_dir):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"run directory {self.run_dir} is a file; name a directory")
         self.tc = TrainConfig.from_dict(cfg.get("train", {}))
         self.device = pick_device(self.tc.device)
         self.spec = model_spec(cfg, data)
@@ -219,7 +230,10 @@ class Trainer:
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
         self._guard(f"the gradient norm became {float(gnorm)}", math.isfinite(float(gnorm)))
-        self.opt.step()
+        try:
+            self.opt.step()
+        except RuntimeError as e:  # Adam's step size overflows float at absurd learning rates
+            self._guard(f"the optimizer step failed ({e})", False)
         self._guard("a weight became non-finite after the update",
                     all(torch.isfinite(p).all() for p in self.model.parameters()))
         self.sched.step()
