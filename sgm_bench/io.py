@@ -43,6 +43,11 @@ def save_text(text: str, path) -> Path:
     return _atomic(path, lambda f: f.write(text.encode()))
 
 
+def copy_file(src, dst) -> Path:
+    """Copy through a temporary file and os.replace: the destination is the old file or the new one, never half."""
+    return _atomic(dst, lambda f: f.write(Path(src).read_bytes()))
+
+
 def file_hash(path, chunk: int = 1 << 20) -> str:
     """sha256 of a file's bytes (first 16 hex digits), streamed."""
     import hashlib
