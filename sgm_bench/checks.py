@@ -35,7 +35,8 @@ def load_yaml(path) -> dict:
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
     try:
-        cfg = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        with open(path) as f:  # a stream, so that messages name the file
+            cfg = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(cfg, dict):

@@ -120,8 +120,8 @@ def build_plan(config: dict) -> Plan:
                 valid = ", ".join(SAMPLERS.names() + sorted(variants))
                 raise ConfigError(f"model {name!r}: unknown sampler {job_name!r}; valid choices: {valid}")
             if sampler not in applicable(fam):
-                raise ConfigError(f"model {name!r}: sampler {job_name!r} does not apply to family {fam!r}; "
-                                  f"applicable: {', '.join(applicable(fam))}")
+                raise ConfigError(f"model {name!r}: sampler {job_name!r} does not apply to family {fam!r}: "
+                                  f"{why_not(sampler, fam)}; applicable: {', '.join(applicable(fam))}")
             options = merged(config.get("sampling", {}).get("options", {}).get(sampler, {}), variant.get("options", {}))
             options = merged(options, spec.get("options", {}).get(job_name, {}))
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
@@ -177,9 +177,17 @@ def preflight(config: dict) -> list[str]:
         db = Path(uri[len("sqlite:///"):])
         home = next((p for p in [db, *db.parents] if p.exists()), Path("."))
         if (home != db and not home.is_dir()) or not os.access(home, os.W_OK):
-            problems.append(f"the MLflow store {uri} cannot be written ({home} is read-only): set mlflow.tracking_uri "
+            problems.append(f"the MLflow store {uri} cannot be written ({home} is not a writable folder): set mlflow.tracking_uri "
                             "or MLFLOW_TRACKING_URI to a writable place before the compute is spent")
     w = config.get("evaluation", {}).get("inception_weights")
     if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
         problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")
+    elif w and Path(w).is_file():
+        from .errors import DataMissingError
+        from .metrics.fidelity import check_data_file
+
+        try:
+            check_data_file(w, "Inception weights")
+        except DataMissingError as e:
+            problems.append(str(e))
     return problems
