@@ -1,15 +1,18 @@
 # sgm-bench: `snakemake --cores all` (embedded default) or `snakemake --cores all --configfile config/paper.yaml`.
 from snakemake.utils import min_version, validate
 
+from sgm_bench.checks import load_yaml
+
 min_version("9.0")
+
+for _f in workflow.configfiles:  # Snakemake's loader lets a repeated key win silently: refuse it here
+    load_yaml(_f)
 
 
 # The default configuration only when none is given: Snakemake would deep-merge --configfile onto a `configfile:`
 # directive, mixing the default models into every other configuration.
 if not config:
-    import yaml
-
-    config.update(yaml.safe_load(open(workflow.source_path("config/config.yaml"))))
+    config.update(load_yaml(workflow.source_path("config/config.yaml")))
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -27,16 +27,25 @@ def apply_sets(cfg: dict, sets: list[str]) -> dict:
 
 
 def load_config(path) -> dict:
+    """A training configuration (data, model, loss, train): strict YAML, no repeated keys."""
+    from .checks import load_yaml
+
+    return load_yaml(path)
+
+
+def writable(path) -> Path:
+    """Refuse an output path that cannot be written before any compute is spent on it."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"configuration file {path} does not exist")
     try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path} must hold a mapping (data, model, loss, train)")
-    return cfg
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror}; choose another --out") from e
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a directory; name a file")
+    return path
 
 
 def cmd_train(args):
@@ -53,6 +62,14 @@ def cmd_sample(args):
     from .io import save_json, save_torch
     from .train import load_model
 
+    if args.n <= 0 or args.batch_size <= 0:
+        raise ConfigError(f"--n and --batch-size must be positive, got {args.n} and {args.batch_size}")
+    writable(args.out)
+    from .train import pick_device
+
+    pick_device(args.device)
+    if not Path(args.model).is_file():
+        raise ConfigError(f"model file {args.model} does not exist")
     model = load_model(args.model, device=args.device)
     options = apply_sets({}, args.opt)
     r = samplers.sample_batched(args.sampler, model.score_fn(), model.sde, args.n, tuple(model.shape),

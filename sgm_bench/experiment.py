@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import IMAGES, TOYS, ImageData
+from .checks import check_keys, check_numbers, parameters
 from .errors import ConfigError
 from .models import FAMILIES, ScoreModel, build_model
 
@@ -38,6 +39,7 @@ def load_dataset(cfg: dict) -> Dataset:
     """data: {name, n_train, n_test, seed, root, download} for a toy or image dataset name; other keys are the image
     loader's own options (e.g. synthetic's channels)."""
     name = cfg.get("name", "mixture2d")
+    check_data_options(cfg)
     seed = int(cfg.get("seed", 0))
     if name in TOYS:
         dist = TOYS[name]()
@@ -53,6 +55,22 @@ def load_dataset(cfg: dict) -> Dataset:
             raise ConfigError(f"dataset {name!r}: bad option(s) {sorted(extra)}: {e}") from e
         return Dataset(name, img.to_model(img.train), img.to_model(img.test), img.train_labels, img.test_labels, img)
     raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
+
+
+TOY_OPTIONS = ("name", "n_train", "n_test", "seed")
+
+
+def check_data_options(cfg: dict) -> None:
+    """Every key of a data mapping is one its loader reads (a misspelled `n_trian` is refused, not ignored)."""
+    name = cfg.get("name", "mixture2d")
+    if name in TOYS:
+        check_keys(cfg, TOY_OPTIONS, f"dataset {name!r}")
+    elif name in IMAGES:
+        check_keys(cfg, ("name", "seed", "root", "download", *parameters(IMAGES[name])), f"dataset {name!r}")
+    else:
+        raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
+    check_numbers(cfg, {"n_train": 1, "n_test": 1, "seed": 0, "n": 1, "size": 1, "channels": 1, "n_test_split": 1},
+                  f"dataset {name!r}")
 
 
 def model_spec(cfg: dict, data: Dataset) -> dict:
@@ -81,6 +99,7 @@ def model_from_spec(spec: dict) -> ScoreModel:
 def loss_options(cfg: dict, data: Dataset) -> dict:
     """The family's loss defaults, the configuration's overrides, and the data levels DDPM's decoder needs."""
     family = FAMILIES[cfg["model"]["family"]]
+    check_loss_options(cfg)
     opts = {**family.loss_defaults, **cfg.get("loss", {})}
     if family.loss == "ddpm" and data.images is not None:
         opts.setdefault("levels", data.images.levels)
@@ -90,11 +109,20 @@ def loss_options(cfg: dict, data: Dataset) -> dict:
     return opts
 
 
+def check_loss_options(cfg: dict) -> None:
+    """The loss mapping names only options its family's loss reads (the loss functions' signatures say which)."""
+    from .losses import option_names
+
+    family = FAMILIES[cfg["model"]["family"]]
+    valid = option_names(family.loss, cfg.get("loss", {})) + ["noise_std"]  # noise_std: the score family's only
+    check_keys(cfg.get("loss", {}), valid, f"loss of family {family.name!r}")
+
+
 def config_hash(cfg: dict) -> str:
     """Content hash of the parts of a configuration that change the trained weights."""
     keep = {k: cfg.get(k) for k in ("data", "model", "loss", "train")}
-    keep["train"] = {k: v for k, v in (keep["train"] or {}).items()
-                     if k not in ("steps", "ckpt_every", "log_every", "device", "progress")}
+    keep["train"] = {k: v for k, v in (keep["train"] or {}).items()  # lr: a resumed run may lower it (train.py)
+                     if k not in ("steps", "ckpt_every", "log_every", "device", "progress", "lr")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

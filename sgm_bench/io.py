@@ -9,6 +9,10 @@ from pathlib import Path
 import torch
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic(path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -18,6 +22,7 @@ def _atomic(path, write) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the rest of a lab
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -36,6 +41,11 @@ def save_json(obj, path) -> Path:
 
 def save_text(text: str, path) -> Path:
     return _atomic(path, lambda f: f.write(text.encode()))
+
+
+def copy_file(src, dst) -> Path:
+    """Copy through a temporary file and os.replace: the destination is the old file or the new one, never half."""
+    return _atomic(dst, lambda f: f.write(Path(src).read_bytes()))
 
 
 def file_hash(path, chunk: int = 1 << 20) -> str:

@@ -139,3 +139,12 @@ SCORE_OBJECTIVES.add("dsm", dsm_single_terms)
 def score_matching_loss(model: ScoreModel, x, y=None, objective: str = "dsm", **options):
     """The `score` family's objective: exact ('esm'), sliced ('ssm') or denoising ('dsm') score matching."""
     return SCORE_OBJECTIVES[objective](model, x, y, **options).mean()
+
+
+def option_names(loss: str, options: dict) -> list[str]:
+    """The options a loss accepts (the score family's are its objective's), for checking a configuration's keys."""
+    from .checks import parameters
+
+    if loss == "score_matching":
+        return ["objective", *parameters(SCORE_OBJECTIVES[options.get("objective", "dsm")], 3)]
+    return parameters(LOSSES[loss], 3)

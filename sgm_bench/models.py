@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .checks import check_keys, check_numbers, parameters
 from .errors import ConfigError
 from .nets import NETS
 from .params import NoiseLevel, to_score
@@ -50,6 +51,8 @@ def build_sde(family: str, **overrides) -> SDE | None:
     fam = FAMILIES[family]
     if fam.sde is None:
         return None
+    check_keys(overrides, parameters(SDES[fam.sde]), f"sde of family {family!r}")
+    check_numbers(overrides, fam.sde_defaults, f"sde of family {family!r}")
     proc = SDES[fam.sde](**{**fam.sde_defaults, **overrides})
     proc.family, proc.discrete = fam.name, fam.discrete  # samplers ask the process, never the family's name
     return proc

@@ -6,6 +6,7 @@ job starts.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import torch
 from .chain import make_chain
 from .data import IMAGES
 from .errors import ConfigError
-from .experiment import merged
+from .experiment import check_data_options, check_loss_options, merged
 from .models import FAMILIES, build_sde
 from .samplers import SAMPLERS, applicable
 from .samplers.registry import NOT_APPLICABLE, why_not
+from .train import TrainConfig
 
 NEEDS_ROOT = {"mnist", "cifar10"}
 
@@ -59,8 +61,11 @@ def _model_cfg(name: str, spec: dict, datasets: dict) -> dict:
         raise ConfigError(f"model {name!r}: unknown family {fam!r}; valid choices: {', '.join(FAMILIES.names())}")
     try:
         build_sde(fam, **spec["model"].get("sde", {}))
+        check_data_options(datasets[spec["data"]])
+        check_loss_options(spec)
+        TrainConfig.from_dict(spec["train"])
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"model {name!r}: bad sde settings {spec['model'].get('sde')}: {e}") from e
+        raise ConfigError(f"model {name!r}: {e}") from e
     return {"data": datasets[spec["data"]], "model": spec["model"], "loss": spec.get("loss", {}), "train": spec["train"]}
 
 
@@ -115,8 +120,8 @@ def build_plan(config: dict) -> Plan:
                 valid = ", ".join(SAMPLERS.names() + sorted(variants))
                 raise ConfigError(f"model {name!r}: unknown sampler {job_name!r}; valid choices: {valid}")
             if sampler not in applicable(fam):
-                raise ConfigError(f"model {name!r}: sampler {job_name!r} does not apply to family {fam!r}; "
-                                  f"applicable: {', '.join(applicable(fam))}")
+                raise ConfigError(f"model {name!r}: sampler {job_name!r} does not apply to family {fam!r}: "
+                                  f"{why_not(sampler, fam)}; applicable: {', '.join(applicable(fam))}")
             options = merged(config.get("sampling", {}).get("options", {}).get(sampler, {}), variant.get("options", {}))
             options = merged(options, spec.get("options", {}).get(job_name, {}))
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
@@ -136,6 +141,19 @@ def check_experiments(config: dict) -> None:
         experiment_options(target, config)
 
 
+def unreadable_checkpoint(path: Path) -> str | None:
+    """Why a trained model file cannot be used (checked before any job starts, so that the jobs downstream of a corrupt
+    file do not delete their existing results first), or None."""
+    from .errors import CheckpointError
+    from .train import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError as e:
+        return f"{e} (its downstream results are untouched until it is fixed)"
+    return None
+
+
 def preflight(config: dict) -> list[str]:
     """Problems that would make jobs fail on this machine, each with what to do; empty when ready to run."""
     problems = []
@@ -148,7 +166,28 @@ def preflight(config: dict) -> list[str]:
     for key, d in config.get("datasets", {}).items():
         if d.get("name") in NEEDS_ROOT and not d.get("download") and not Path(d["root"]).exists():
             problems.append(f"dataset {key!r}: {d['root']} does not exist; put {d['name']} there or set download: true")
+    work = Path(config.get("work", "work"))
+    newest = [sorted(d.glob("step_*.pt"))[-1:] for d in sorted(work.glob("runs/*/checkpoints"))]
+    for f in sorted(work.glob("models/*/model.pt")) + [p for n in newest for p in n]:
+        problem = unreadable_checkpoint(f)
+        if problem:
+            problems.append(problem)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.get("mlflow", {}).get("tracking_uri", "")
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        home = next((p for p in [db, *db.parents] if p.exists()), Path("."))
+        if (home != db and not home.is_dir()) or not os.access(home, os.W_OK):
+            problems.append(f"the MLflow store {uri} cannot be written ({home} is not a writable folder): set mlflow.tracking_uri "
+                            "or MLFLOW_TRACKING_URI to a writable place before the compute is spent")
     w = config.get("evaluation", {}).get("inception_weights")
     if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
         problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")
+    elif w and Path(w).is_file():
+        from .errors import DataMissingError
+        from .metrics.fidelity import check_data_file
+
+        try:
+            check_data_file(w, "Inception weights")
+        except DataMissingError as e:
+            problems.append(str(e))
     return problems

@@ -6,6 +6,8 @@ skips complete runs and deletes half-written ones.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import subprocess
@@ -41,10 +43,11 @@ class Tracker:
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
         mlflow.set_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        loc = Path(artifact_location).resolve().as_uri() if artifact_location else None
-        self.exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment, artifact_location=loc)
+        with store_lock(tracking_uri):  # the first writer creates the store (and the experiment) alone
+            self.client = MlflowClient(tracking_uri)
+            exp = self.client.get_experiment_by_name(experiment)
+            loc = Path(artifact_location).resolve().as_uri() if artifact_location else None
+            self.exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment, artifact_location=loc)
 
     def find(self, key: str):
         runs = self.client.search_runs([self.exp_id], filter_string=f"tags.job_key = '{key}'", max_results=1)
@@ -54,6 +57,15 @@ class Tracker:
         for r in self.client.search_runs([self.exp_id], filter_string=f"tags.pending_key = '{key}'"):
             if "job_key" not in r.data.tags:
                 self.client.delete_run(r.info.run_id)
+
+    def supersede(self, job: str, key: str) -> int:
+        """Delete (MLflow's soft delete) the complete runs of logical job `job` other than `key`: a re-run replaces its
+        run, so a search returns one current run per job. Returns how many were superseded."""
+        old = [r for r in self.client.search_runs([self.exp_id], filter_string=f"tags.job = '{job}'", max_results=50000)
+               if r.data.tags.get("job_key") != key]
+        for r in old:
+            self.client.delete_run(r.info.run_id)
+        return len(old)
 
     def log_run(self, key: str, name: str, params: dict, metrics: dict, tags: dict, parent: str | None = None,
                 artifacts=(), series: dict | None = None, failed: bool = False) -> tuple[str, bool]:
@@ -80,10 +92,29 @@ class Tracker:
                 self.client.log_artifact(rid, str(a))
         self.client.set_tag(rid, "job_key", key)
         self.client.set_terminated(rid, status="FAILED" if failed else "FINISHED")
+        if "job" in tags:
+            self.supersede(tags["job"], key)
         return rid, True
 
     def count(self) -> int:
         return len(self.client.search_runs([self.exp_id], max_results=50000))
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str):
+    """An exclusive lock beside a SQLite store while it is opened: two first writers (two configurations' `track`
+    jobs at once) would both run the schema migrations and break the database."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(tracking_uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 import resource
+import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from .checks import check_numbers
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .experiment import Dataset, config_hash, loss_options, model_from_spec, model_spec
 from .io import save_json, save_torch, save_text
@@ -44,6 +47,8 @@ class TrainConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown train option(s) {sorted(unknown)}; valid: {', '.join(cls.__dataclass_fields__)}")
+        numeric = {k: f.default for k, f in cls.__dataclass_fields__.items()} | {"lr": 1.0}
+        check_numbers(d, numeric, "train")
         cfg = cls(**d)
         for k in ("steps", "batch_size", "ckpt_every"):
             if getattr(cfg, k) <= 0:
@@ -64,7 +69,16 @@ def ema_with_warmup(decay: float):
 
 
 def pick_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    """'auto' (CUDA when present), 'cpu', 'cuda[:k]'; a GPU asked for and absent is one clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:K' or 'auto'") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'")
+    return device
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -100,9 +114,13 @@ def load_checkpoint(path: Path, expected_hash: str | None = None) -> dict:
     return ckpt
 
 
-def load_model(path, ema: bool = True, device="cpu") -> ScoreModel:
-    """Rebuild a trained model from a checkpoint or final model file (EMA weights by default)."""
+def load_model(path, ema: bool = True, device="cpu", expected_spec: dict | None = None) -> ScoreModel:
+    """Rebuild a trained model from a checkpoint or final model file (EMA weights by default); with
+    `expected_spec`, refuse a file whose recorded model is another one (a VE model evaluated as a DDPM, say)."""
     ckpt = load_checkpoint(Path(path))
+    if expected_spec is not None and json.loads(ckpt["spec"]) != json.loads(json.dumps(expected_spec)):
+        raise CheckpointError(f"{path} holds another model ({json.loads(ckpt['spec'])}) than the configuration asks for "
+                              f"({expected_spec}); retrain it (delete the file, or snakemake --forcerun train)")
     model = model_from_spec(json.loads(ckpt["spec"]))
     try:
         model.load_state_dict(ckpt["ema" if ema else "model"])
@@ -116,6 +134,8 @@ class Trainer:
 
     def __init__(self, cfg: dict, data: Dataset, run_dir):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"run directory {self.run_dir} is a file; name a directory")
         self.tc = TrainConfig.from_dict(cfg.get("train", {}))
         self.device = pick_device(self.tc.device)
         self.spec = model_spec(cfg, data)
@@ -131,6 +151,7 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
         self.batch_gen = torch.Generator().manual_seed(self.tc.seed + 1)
         self.step, self.history = 0, []
+        self.seconds_before, self.previous = 0.0, None  # wall-clock of the resumed part; a finished run moved aside
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -142,6 +163,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(), "batch_gen": self.batch_gen.get_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3),
+            "seconds": self.seconds_before + time.perf_counter() - getattr(self, "_start", time.perf_counter()),
         }
 
     def save(self) -> Path:
@@ -151,11 +173,22 @@ class Trainer:
         return path
 
     def resume(self) -> bool:
-        """Load the newest checkpoint of this run directory, if any; True when resumed."""
+        """Load the newest checkpoint of this run directory, if any; True when resumed. A run that already finished is
+        not resumed but retrained: a rerun (a changed setting or code, --forcerun) must reach the model; the finished
+        run is moved to <run_dir>.previous, never deleted."""
+        for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):  # a write killed half-way
+            tmp.unlink()
         ckpts = _checkpoints(self.run_dir)
         if not ckpts:
             return False
         ck = load_checkpoint(ckpts[-1], self.hash)
+        if ck["step"] >= self.tc.steps:
+            self.previous = self.run_dir.with_name(self.run_dir.name + ".previous")
+            shutil.rmtree(self.previous, ignore_errors=True)
+            self.run_dir.rename(self.previous)
+            print(f"sgm-bench: {self.run_dir} had finished ({ck['step']} steps): retraining from scratch; the finished "
+                  f"run is kept in {self.previous}", file=sys.stderr)
+            return False
         self.model.load_state_dict(ck["model"])
         self.ema.module.load_state_dict(ck["ema"])
         self.ema.n_averaged.copy_(ck["ema_n"])
@@ -166,6 +199,14 @@ class Trainer:
         if ck["rng_cuda"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(ck["rng_cuda"])
         self.step, self.history = ck["step"], ck["history"].tolist()
+        self.seconds_before = float(ck.get("seconds", 0.0))
+        lr = self.tc.lr if self.tc.lr is not None else FAMILIES[self.spec["family"]].lr
+        if lr != self.sched.base_lrs[0]:  # a resumed run may lower the learning rate (after a non-finite stop)
+            print(f"sgm-bench: resuming at step {self.step} with lr {lr} (was {self.sched.base_lrs[0]})", file=sys.stderr)
+            self.sched.base_lrs = [lr for _ in self.sched.base_lrs]
+            for g in self.opt.param_groups:
+                g["initial_lr"] = lr
+                g["lr"] = lr * min(1.0, self.step / max(self.tc.warmup, 1))
         return True
 
     # -- the loop ------------------------------------------------------------------------------------------------
@@ -184,23 +225,36 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tc.bf16):
             loss = self.loss_fn(self.model, x, y, **self.loss_opts)
         value = float(loss.detach())
-        if not math.isfinite(value):
-            last = _checkpoints(self.run_dir)
-            raise NonFiniteLossError(
-                f"loss became {value} at step {self.step + 1}; stopped before the update. The last good checkpoint "
-                f"({last[-1] if last else 'none yet'}) is untouched. Lower train.lr, keep train.grad_clip, or check the data")
+        self._guard(f"the loss became {value}", math.isfinite(value))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
-        self.opt.step()
+        self._guard(f"the gradient norm became {float(gnorm)}", math.isfinite(float(gnorm)))
+        try:
+            self.opt.step()
+        except RuntimeError as e:  # Adam's step size overflows float at absurd learning rates
+            self._guard(f"the optimizer step failed ({e})", False)
+        self._guard("a weight became non-finite after the update",
+                    all(torch.isfinite(p).all() for p in self.model.parameters()))
         self.sched.step()
         self.ema.update_parameters(self.model)
         return value, float(gnorm)
 
+    def _guard(self, what: str, ok: bool) -> None:
+        """Stop before a non-finite gradient or weight reaches a checkpoint; the last good one stays untouched."""
+        if not ok:
+            last = _checkpoints(self.run_dir)
+            raise NonFiniteLossError(
+                f"{what} at step {self.step + 1}; stopped before it reached a checkpoint. The last good checkpoint "
+                f"({last[-1] if last else 'none yet'}) is untouched: resume from it with a lower train.lr or a "
+                "finite train.grad_clip")
+
     def run(self, on_step=None) -> dict:
         """Train to `steps` (resuming when a checkpoint exists); returns the stats also written to train_stats.json."""
         resumed_from = self.step if self.resume() else None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         start, first = time.perf_counter(), self.step
+        self._start = start
         bar = tqdm(total=self.tc.steps, initial=self.step, disable=not self.tc.progress, desc=self.spec["family"])
         self.model.train()
         while self.step < self.tc.steps:
@@ -221,7 +275,8 @@ class Trainer:
         save_torch(final, self.run_dir / "model.pt")
         save_text("step,loss,grad_norm\n" + "".join(f"{int(s)},{l:.6g},{g:.6g}\n" for s, l, g in self.history),
                   self.run_dir / "train_log.csv")
-        stats = {"steps": self.step, "resumed_from": resumed_from, "seconds": seconds,
+        stats = {"steps": self.step, "resumed_from": resumed_from, "seconds": self.seconds_before + seconds,
+                 "seconds_this_run": seconds, "retrained_over": str(self.previous) if self.previous else None,
                  "steps_per_second": (self.step - first) / seconds if seconds > 0 else None,
                  "peak_memory_mb": peak_memory_mb(self.device), "device": str(self.device),
                  "device_name": device_name(self.device),

@@ -94,6 +94,36 @@ def content_hash(*parts) -> str:
     return h.hexdigest()[:16]
 
 
+FEATURE_DIMS = {DIGITS: 128, INCEPTION: 2048}  # the features FID and KID are computed on
+
+
+def _numpy_globals() -> list:
+    """What torch-fidelity's cached statistics (NumPy arrays) need beyond tensors: array reconstruction and dtypes,
+    none of which can run code."""
+    import numpy as np
+
+    dtypes = [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "uint8", "bool")]
+    return [np._core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+def check_data_file(path, what: str) -> None:
+    """A file the suite hands to a third-party loader must be plain tensors or arrays: torch.load(weights_only=True)
+    refuses a pickle that would run code when loaded (torch-fidelity itself loads with weights_only=False)."""
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:200]
+        raise DataMissingError(f"{what} {path} is not a plain tensor file ({type(e).__name__}: {why}); "
+                               "it was not loaded, since it could run code: replace it with the real file") from e
+
+
+def check_cache(cache_root) -> None:
+    """Every cached statistics file torch-fidelity might load from `cache_root` is plain tensors."""
+    for f in sorted(Path(cache_root).glob("*.pt")) if cache_root and Path(cache_root).is_dir() else []:
+        check_data_file(f, "cached reference statistics")
+
+
 def extractor_kwargs(extractor: str, weights_path=None) -> dict:
     """torch-fidelity arguments for an extractor; Inception without weights or network fails with the file to get."""
     if extractor == DIGITS:
@@ -104,6 +134,7 @@ def extractor_kwargs(extractor: str, weights_path=None) -> dict:
         if not Path(weights_path).exists():
             raise DataMissingError(f"Inception weights not found at {weights_path}: download {INCEPTION_FILE} "
                                    "(torch-fidelity's release v0.2.0) and put it there, or set metrics.inception_weights")
+        check_data_file(weights_path, "Inception weights")
         return {"feature_extractor": INCEPTION, "feature_extractor_weights_path": str(weights_path)}
     raise ConfigError(f"unknown feature extractor {extractor!r}; choose {DIGITS!r} or {INCEPTION!r}")
 
@@ -117,6 +148,7 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
         raise ConfigError(f"KID subset size {kid_subset_size} exceeds the smaller set ({len(generated)} generated, "
                           f"{len(reference)} reference); lower metrics.kid_subset_size or use more samples")
     kw = extractor_kwargs(extractor, weights_path)
+    check_cache(cache_root)
     weights_id = file_hash(weights_path) if weights_path else "default"
     ref_hash = content_hash(reference, extractor, weights_id)
     try:
@@ -134,4 +166,10 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
     record = {names[k]: float(v) for k, v in out.items() if k in names}
     record.update(extractor=extractor, n_generated=len(generated), n_reference=len(reference),
                   reference_hash=ref_hash, domain_features=extractor != INCEPTION)
+    dim = FEATURE_DIMS.get(extractor)
+    if dim and min(len(generated), len(reference)) <= dim:
+        record.update(comparable=False, note=f"FID / KID on {min(len(generated), len(reference))} images with {dim}-d "
+                      "features: the covariance is singular and the value depends on n; not comparable across n")
+    else:
+        record["comparable"] = True
     return record

@@ -52,6 +52,8 @@ def _cell(g: pd.DataFrame, metric: str) -> str:
     if status.str.startswith("diverged").any():
         return f"diverged ({bad}/{n} non-finite)"
     text = mean_pm_std(g[metric]) if metric in g else ""
+    if "comparable" in g and (g["comparable"] == False).any():  # noqa: E712 - a column of bools and NaN
+        text += " (n ≤ feature dim: not comparable)"
     return f"{text} (partial: {bad}/{n} non-finite)" if bad else (text or "NaN (unlabelled: a bug)")
 
 

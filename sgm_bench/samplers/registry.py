@@ -1,11 +1,13 @@
 """The sampler table: names, the model families each fits, paper defaults, and the one `sample` entry point."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
+from ..checks import check_numbers
 from ..errors import ConfigError
 from ..models import FAMILIES
 from ..registry import Registry
@@ -106,6 +108,8 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
     unknown = set(options) - set(spec.fn.__code__.co_varnames[: spec.fn.__code__.co_argcount + spec.fn.__code__.co_kwonlyargcount])
     if unknown:
         raise ConfigError(f"sampler {name!r} has no option(s) {sorted(unknown)}; see help(sgm_bench.samplers.{spec.fn.__name__})")
+    fn_defaults = {k: p.default for k, p in inspect.signature(spec.fn).parameters.items()}
+    check_numbers(options, {**fn_defaults, **spec.defaults}, f"sampler {name!r}", allow={"eta": ("sigma_hat",)})
     if denoise and not spec.denoise:
         raise ConfigError(f"sampler {name!r} already ends noise-free; denoise=True applies to the SDE samplers only")
     if steps is not None and steps <= 0:

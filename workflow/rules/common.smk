@@ -31,6 +31,14 @@ FLOORS = sorted({f"{R}/reference/{config['models'][m]['data']}.json" for m in MO
                  if PLAN.models[m]["data"]["name"] in PLAN.image_datasets})
 
 
+def settings(*parts):
+    """What a job's output depends on, as one string: Snakemake re-runs the job when it changes."""
+    import dataclasses, json
+
+    return json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True,
+                      default=str)
+
+
 def image_model(model):
     return PLAN.models[model]["data"]["name"] in PLAN.image_datasets
 

@@ -8,6 +8,8 @@ rule evaluate:
         metrics=f"{R}/metrics/{{model}}/{{sampler}}.json",
         grid=report(f"{R}/samples/{{model}}/{{sampler}}.png", category="Samples", subcategory="{model}"),
         samples=f"{W}/samples/{{model}}/{{sampler}}.pt",
+    params:
+        settings=lambda wc: settings(PLAN.job(wc.model, wc.sampler), config["evaluation"]),
     log:
         f"{R}/logs/evaluate/{{model}}/{{sampler}}.log",
     benchmark:
@@ -25,6 +27,8 @@ rule likelihood:
         model=rules.train.output.model,
     output:
         f"{R}/metrics/{{model}}/likelihood.json",
+    params:
+        settings=lambda wc: settings(PLAN.models[wc.model], config["evaluation"].get("likelihood", {})),
     log:
         f"{R}/logs/likelihood/{{model}}.log",
     benchmark:

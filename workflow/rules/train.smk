@@ -37,6 +37,7 @@ rule train:
         log_csv=f"{R}/train/{{model}}/train_log.csv",
     params:
         run_dir=lambda wc: f"{W}/runs/{wc.model}",
+        settings=lambda wc: settings(PLAN.models[wc.model]),  # a changed setting re-runs (and retrains) the model
     log:
         f"{R}/logs/train/{{model}}.log",
     benchmark:

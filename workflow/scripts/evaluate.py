@@ -2,7 +2,7 @@ import sys
 from pathlib import Path
 
 from sgm_bench.bench import evaluate_sampler, setup_job, toy_floor
-from sgm_bench.experiment import load_dataset
+from sgm_bench.experiment import load_dataset, model_spec
 from sgm_bench.io import save_json, save_torch
 from sgm_bench.metrics.toy import finite_only
 from sgm_bench.plan import build_plan
@@ -18,7 +18,7 @@ device = pick_device(cfg.get("device", "cpu"))
 ev = {**cfg["evaluation"], "extractor_weights": snakemake.input.classifier or cfg["evaluation"].get("inception_weights")}
 if isinstance(ev["extractor_weights"], list):
     ev["extractor_weights"] = ev["extractor_weights"][0] if ev["extractor_weights"] else None
-model = load_model(snakemake.input.model, device=device)
+model = load_model(snakemake.input.model, device=device, expected_spec=model_spec(plan.models[wc.model], data))
 print(f"sgm-bench: {wc.model} / {wc.sampler}: sampler {job.sampler}, steps {job.steps}, options {job.options}, "
       f"n {job.n_samples or ev['n_samples']} x {ev['seed_sets']} seed sets, reference split {ev.get('reference_split')}", file=sys.stderr)
 rows, grids = evaluate_sampler(model, data, job.sampler, job.steps, job.options, ev,

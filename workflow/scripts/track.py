@@ -32,7 +32,7 @@ for model, mcfg in plan.models.items():
     # keys carry the content hash of the job's output: identical results are never logged twice, new results are
     parent, created = tracker.log_run(job_key(cfg["name"], model, file_hash(R / "train" / model / "train_stats.json")),
                                       model, params, metrics,
-                                      {**tags, "kind": "model", "config": cfg["name"],
+                                      {**tags, "kind": "model", "config": cfg["name"], "job": job_key(cfg["name"], model),
                                        "likelihood_status": lik.get("status", "not run")},
                                       artifacts=[R / "train" / model / "train_log.csv"], series={"loss": curve})
     runs.append({"model": model, "run_id": parent, "created": created})
@@ -49,7 +49,8 @@ for model, mcfg in plan.models.items():
             m = {**{k: row[k] for k in QUALITY + COST if isinstance(row.get(k), (int, float))}, **floor}
             status = row.get("status", "ok")
             rid, c = tracker.log_run(key, f"{model}/{job.name}/{row['steps']}/{row['seed_set']}", p, m,
-                                     {**tags, "kind": "sampler", "device": row.get("device", ""), "status": status},
+                                     {**tags, "kind": "sampler", "device": row.get("device", ""), "status": status,
+                                      "job": job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"])},
                                      parent=parent, artifacts=[R / "samples" / model / f"{job.name}.png"],
                                      failed=status.startswith("diverged"))
             runs.append({"model": model, "sampler": job.name, "steps": row["steps"], "seed_set": row["seed_set"],
@@ -59,7 +60,8 @@ for path in snakemake.input.experiments:
     numbers = {k.replace("[", "_").replace("]", "").replace("=", ""): v for k, v in exp.items() if isinstance(v, (int, float))}
     rid, c = tracker.log_run(job_key(cfg["name"], "experiment", exp["experiment"], numbers), f"experiment/{exp['experiment']}",
                              {"experiment": exp["experiment"], "description": exp["doc"]}, numbers,
-                             {**environment_tags(), "kind": "experiment"}, artifacts=[Path(path).with_suffix(".png")])
+                             {**environment_tags(), "kind": "experiment", "job": job_key(cfg["name"], "experiment", exp["experiment"])},
+                             artifacts=[Path(path).with_suffix(".png")])
     runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
 save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
            "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()}, snakemake.output[0])

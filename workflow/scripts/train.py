@@ -1,8 +1,8 @@
-import shutil
 from pathlib import Path
 
 from sgm_bench.bench import setup_job
 from sgm_bench.experiment import load_dataset
+from sgm_bench.io import copy_file
 from sgm_bench.plan import build_plan
 from sgm_bench.train import Trainer
 
@@ -13,5 +13,4 @@ run = Path(snakemake.params.run_dir)
 Trainer(cfg, load_dataset(cfg["data"]), run).run()
 for src, dst in [("model.pt", snakemake.output.model), ("train_stats.json", snakemake.output.stats),
                  ("train_log.csv", snakemake.output.log_csv)]:
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / src, dst)
+    copy_file(run / src, dst)

@@ -1,0 +1,269 @@
+"""Issue 14: every bad input refused with one clear message before compute, reruns never stale, nothing lost, files
+a user hands over loaded as data. Each test failed on the code before its fix."""
+import json
+import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sgm_bench.checks import load_yaml
+from sgm_bench.cli import main
+from sgm_bench.errors import CheckpointError, ConfigError, DataMissingError, NonFiniteLossError
+from sgm_bench.experiment import load_dataset, model_spec
+from sgm_bench.io import save_json
+from sgm_bench.plan import build_plan, preflight
+from sgm_bench.train import Trainer, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def toy_cfg(family="vp", steps=20, **train):
+    return {"data": {"name": "mixture2d", "n_train": 500},
+            "model": {"family": family, "net": {"name": "mlp", "hidden": 16, "depth": 1}},
+            "train": {"steps": steps, "batch_size": 32, "warmup": 1, "lr": 2e-3, "ema": 0.9, "ckpt_every": 10,
+                      "progress": False, **train}}
+
+
+def train(cfg, run_dir):
+    return Trainer(cfg, load_dataset(cfg["data"]), run_dir).run()
+
+
+# --- silent wrong results ---------------------------------------------------------------------------------------
+
+def test_a_finished_run_is_retrained_on_rerun_and_the_old_one_kept(tmp_path):
+    """--forcerun train or a code change re-ran a finished run as a 0-step resume: the model never changed."""
+    first = train(toy_cfg(), tmp_path / "run")
+    again = train(toy_cfg(), tmp_path / "run")
+    assert again["resumed_from"] is None and again["steps"] == 20 and again["retrained_over"].endswith("run.previous")
+    assert (tmp_path / "run.previous" / "model.pt").exists()  # nothing lost
+    assert first["config_hash"] == again["config_hash"]
+
+
+def test_an_interrupted_run_resumes_with_a_lower_learning_rate(tmp_path):
+    """The non-finite guard says: lower train.lr and resume. That resume was refused as another configuration."""
+    cfg = toy_cfg(steps=20)
+    t = Trainer(cfg, load_dataset(cfg["data"]), tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        t.run(on_step=lambda s: (_ for _ in ()).throw(KeyboardInterrupt) if s == 12 else None)
+    lower = toy_cfg(steps=20, lr=1e-4)
+    stats = train(lower, tmp_path / "run")
+    assert stats["resumed_from"] == 10 and stats["steps"] == 20
+
+
+def test_evaluating_another_models_file_is_refused(tmp_path):
+    train(toy_cfg("ve"), tmp_path / "ve")
+    data = load_dataset(toy_cfg()["data"])
+    with pytest.raises(CheckpointError, match="another model"):
+        load_model(tmp_path / "ve" / "model.pt", expected_spec=model_spec(toy_cfg("ddpm"), data))
+    load_model(tmp_path / "ve" / "model.pt", expected_spec=model_spec(toy_cfg("ve"), data))
+
+
+def test_a_misspelled_option_is_refused_at_dag_construction_listing_the_valid_keys():
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["datasets"]["mixture2d"]["n_trian"] = 5
+    with pytest.raises(ConfigError, match=r"n_trian.*valid: n_test, n_train"):
+        build_plan(cfg)
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["models"]["vp-mixture2d"]["loss"] = {"weightin": "g2"}
+    with pytest.raises(ConfigError, match=r"weightin.*valid:.*weighting"):
+        build_plan(cfg)
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["models"]["vp-mixture2d"]["model"]["sde"] = {"beta_max": "twenty"}
+    with pytest.raises(ConfigError, match="beta_max must be a number"):
+        build_plan(cfg)
+
+
+def test_a_duplicate_key_in_a_configuration_is_refused(tmp_path):
+    text = (REPO / "config" / "smoke.yaml").read_text()
+    path = tmp_path / "dup.yaml"
+    path.write_text(text.replace("models:\n", "models:\n  vp-mixture2d: {data: mixture2d, model: {family: ve}, train: {}}\n", 1))
+    with pytest.raises(ConfigError, match="'vp-mixture2d' appears twice"):
+        load_yaml(path)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n", "--cores", "1",
+                          "--configfile", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "appears twice" in out.stdout + out.stderr
+
+
+def test_non_finite_gradients_stop_training_and_the_last_checkpoint_stays_good(tmp_path):
+    """A huge clip threshold let the gradient norm go to inf from step 3 while the loss stayed finite: rc 0."""
+    cfg = toy_cfg(steps=40, lr=1e12, grad_clip=1e30, ckpt_every=1)
+    with pytest.raises(NonFiniteLossError, match="gradient|weight|optimizer|loss"):
+        train(cfg, tmp_path / "run")
+    ckpts = sorted((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    for c in ckpts:
+        state = torch.load(c, weights_only=True)["model"]
+        assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_a_rerun_replaces_its_mlflow_run(tmp_path):
+    """--forcerun evaluate added a second active run per job; a search must return one current run per job."""
+    from sgm_bench.tracking import Tracker
+
+    t = Tracker(f"sqlite:///{tmp_path}/m.db", "e", str(tmp_path / "art"))
+    t.log_run("key-old", "m/pc/10/0", {}, {"fid": 3.0}, {"job": "m-pc-10-0"})
+    t.log_run("key-new", "m/pc/10/0", {}, {"fid": 2.0}, {"job": "m-pc-10-0"})
+    runs = t.client.search_runs([t.exp_id])
+    assert len(runs) == 1 and runs[0].data.metrics["fid"] == 2.0
+
+
+def test_fid_on_fewer_images_than_feature_dimensions_is_marked_not_comparable(tmp_path):
+    from sgm_bench.metrics.digits_cnn import train_digits_classifier
+    from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics
+
+    d = load_dataset({"name": "digits"}).images
+    w = tmp_path / "cnn.pt"
+    train_digits_classifier(d.to_model(d.train[:300]), d.train_labels[:300], d.to_model(d.test[:50]), d.test_labels[:50],
+                            w, epochs=1)
+    out = fidelity_metrics(d.to_uint8(d.to_model(d.train[:20])), d.to_uint8(d.to_model(d.test)), extractor=DIGITS,
+                           weights_path=w, cache_root=tmp_path, kid_subset_size=10)
+    assert out["comparable"] is False and "128-d" in out["note"]
+
+
+# --- one clear message instead of a traceback ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("m")
+    train(toy_cfg(steps=5, ckpt_every=5), d / "run")
+    return d / "run" / "model.pt"
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["--opt", "snr=abc", "--sampler", "pc"], "snr must be a number"),
+    (["--n", "0", "--sampler", "pc"], "must be positive"),
+    (["--device", "cuda", "--sampler", "pc"], "no CUDA GPU"),
+    (["--sampler", "pc", "--out", "/proc/sgm-bench/x.pt"], "cannot write"),
+    (["--sampler", "heun9"], "unknown sampler|heun9"),
+])
+def test_cli_sample_refuses_bad_arguments_with_one_line(trained_file, tmp_path, capsys, args, pattern):
+    argv = ["sample", str(trained_file), "--out", str(tmp_path / "x.pt"), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sgm-bench: error:") and "Traceback" not in err
+    import re
+
+    assert re.search(pattern, err), err
+
+
+def test_cli_train_refuses_a_file_as_run_dir_and_a_misspelled_loss_option(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(toy_cfg()))
+    (tmp_path / "afile").write_text("")
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    bad = toy_cfg()
+    bad["loss"] = {"weightin": "g2"}
+    cfg.write_text(yaml.safe_dump(bad))
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "weightin" in capsys.readouterr().err
+
+
+def test_an_overflowing_learning_rate_stops_with_the_non_finite_message(tmp_path):
+    with pytest.raises(NonFiniteLossError):
+        train(toy_cfg(steps=30, lr=1e38, grad_clip=1e38), tmp_path / "run")
+
+
+def test_the_default_profile_is_loaded():
+    """Snakemake reads profiles/default beside the Snakefile; workflow/profiles/default was never loaded."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "config/smoke.yaml"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "profiles/default" in out.stdout + out.stderr
+
+
+# --- nothing lost --------------------------------------------------------------------------------------------------
+
+def test_a_corrupt_model_file_is_reported_before_any_job_deletes_results(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["work"] = str(tmp_path / "work")
+    m = tmp_path / "work" / "models" / "vp-mixture2d" / "model.pt"
+    m.parent.mkdir(parents=True)
+    m.write_bytes(b"\x80\x02truncated")
+    problems = preflight(cfg)
+    assert any("vp-mixture2d/model.pt" in p and "corrupt" in p for p in problems)
+
+
+def test_an_unwritable_tracking_store_is_reported_before_compute(tmp_path):
+    """The track job failed after all the compute (and removed the old mlflow_runs.json)."""
+    (tmp_path / "afile").write_text("")
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["work"] = str(tmp_path / "w")
+    cfg["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/afile/m.db"
+    assert any("cannot be written" in p for p in preflight(cfg))
+    cfg["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/fine/m.db"
+    assert not any("cannot be written" in p for p in preflight(cfg))
+
+
+def _open_store(uri):
+    from sgm_bench.tracking import Tracker
+
+    Tracker(uri, "e")
+
+
+def test_two_first_writers_of_a_fresh_sqlite_store_both_succeed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_store, args=(uri,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+
+
+def test_half_written_checkpoints_are_cleared_and_wall_clock_adds_up_over_resumes(tmp_path):
+    cfg = toy_cfg(steps=20)
+    t = Trainer(cfg, load_dataset(cfg["data"]), tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        t.run(on_step=lambda s: (_ for _ in ()).throw(KeyboardInterrupt) if s == 12 else None)
+    tmp = tmp_path / "run" / "checkpoints" / ".step_00000020.pt.abc.tmp"
+    tmp.write_bytes(b"half")
+    stats = train(cfg, tmp_path / "run")
+    assert not tmp.exists()
+    assert stats["seconds"] > stats["seconds_this_run"] > 0
+
+
+def test_results_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = save_json({"a": 1}, tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o044 == 0o044
+
+
+# --- files a user hands over are data, not code ---------------------------------------------------------------------
+
+class _Boom:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.path), "ran"))
+
+
+def test_a_pickle_as_inception_weights_or_cached_statistics_is_never_executed(tmp_path):
+    from sgm_bench.metrics.fidelity import INCEPTION, fidelity_metrics
+
+    marker = tmp_path / "executed"
+    evil = tmp_path / "weights.pth"
+    evil.write_bytes(pickle.dumps(_Boom(str(marker))))
+    imgs = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    with pytest.raises(DataMissingError, match="not a plain tensor file"):
+        fidelity_metrics(imgs, imgs, extractor=INCEPTION, weights_path=evil, cache_root=tmp_path / "c", kid_subset_size=4)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "ref-digits-cnn-0123.pt").write_bytes(pickle.dumps(_Boom(str(marker))))
+    with pytest.raises(DataMissingError, match="cached reference statistics"):
+        fidelity_metrics(imgs, imgs, extractor="digits-cnn", weights_path=evil, cache_root=cache, kid_subset_size=4)
+    assert not marker.exists()
+    random_bytes = tmp_path / "random.pth"
+    random_bytes.write_bytes(os.urandom(256))
+    with pytest.raises(DataMissingError, match="not a plain tensor file"):
+        fidelity_metrics(imgs, imgs, extractor=INCEPTION, weights_path=random_bytes, cache_root=tmp_path / "c",
+                         kid_subset_size=4)
