@@ -14,7 +14,6 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -42,7 +41,6 @@ class Tracker:
     """Idempotent writes to one experiment."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
-        mlflow.set_tracking_uri(tracking_uri)
         with store_lock(tracking_uri):  # the first writer creates the store (and the experiment) alone
             self.client = MlflowClient(tracking_uri)
             exp = self.client.get_experiment_by_name(experiment)
