@@ -115,7 +115,7 @@ def main() -> None:
             changed = [str(p.relative_to(tmp)) for p, h in before.items() if p.exists() and tree_hashes(tmp).get(p) != h]
             rows.append((name, rc, msg, "none" if not changed else ", ".join(changed)))
         for name, f in wf:
-            path = snake_cfg(tmp, name.split(":")[1].strip().replace(" ", "_")[:20], f)
+            path = snake_cfg(tmp, "".join(c if c.isalnum() else "_" for c in name.split(":")[1].strip())[:20], f)
             before = tree_hashes(tmp)
             rc, msg = run(snake + ["-n" if "weights" not in name and "store" not in name else "--quiet", "--configfile", str(path)], tmp)
             changed = [str(p.relative_to(tmp)) for p, h in before.items() if p.exists() and tree_hashes(tmp).get(p) != h]

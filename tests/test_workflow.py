@@ -140,6 +140,10 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     forced = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "-R", "track", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert _mlflow_runs(db) == expected  # the tracking job re-ran and added nothing
+    # --forcerun evaluate: new timings give new content hashes; the new runs replace the old (issue 14)
+    again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--forcerun", "evaluate", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _mlflow_runs(db) == expected
     rep = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--report", "results/smoke/report.html",
                     cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr[-2000:]
