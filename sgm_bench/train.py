@@ -173,22 +173,19 @@ class Trainer:
         return path
 
     def resume(self) -> bool:
-        """Load the newest checkpoint of this run directory, if any; True when resumed. A run that already finished is
-        not resumed but retrained: a rerun (a changed setting or code, --forcerun) must reach the model; the finished
-        run is moved to <run_dir>.previous, never deleted."""
+        """Load the newest checkpoint of this run directory, if any; True when resumed. A run that already finished, or
+        one of another configuration, is not resumed but set aside and retrained: a rerun (a changed setting or code,
+        --forcerun) must reach the model."""
         for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):  # a write killed half-way
             tmp.unlink()
         ckpts = _checkpoints(self.run_dir)
         if not ckpts:
             return False
-        ck = load_checkpoint(ckpts[-1], self.hash)
+        ck = load_checkpoint(ckpts[-1])
+        if ck["config_hash"] != self.hash:
+            return self._set_aside(f"holds a run of another configuration (hash {ck['config_hash']}, this one {self.hash})")
         if ck["step"] >= self.tc.steps:
-            self.previous = self.run_dir.with_name(self.run_dir.name + ".previous")
-            shutil.rmtree(self.previous, ignore_errors=True)
-            self.run_dir.rename(self.previous)
-            print(f"sgm-bench: {self.run_dir} had finished ({ck['step']} steps): retraining from scratch; the finished "
-                  f"run is kept in {self.previous}", file=sys.stderr)
-            return False
+            return self._set_aside(f"had finished ({ck['step']} steps)")
         self.model.load_state_dict(ck["model"])
         self.ema.module.load_state_dict(ck["ema"])
         self.ema.n_averaged.copy_(ck["ema_n"])
@@ -208,6 +205,15 @@ class Trainer:
                 g["initial_lr"] = lr
                 g["lr"] = lr * min(1.0, self.step / max(self.tc.warmup, 1))
         return True
+
+    def _set_aside(self, why: str) -> bool:
+        """Move the run directory to <run_dir>.previous (replacing an older one) and start over; False: not resumed."""
+        self.previous = self.run_dir.with_name(self.run_dir.name + ".previous")
+        shutil.rmtree(self.previous, ignore_errors=True)
+        self.run_dir.rename(self.previous)
+        print(f"sgm-bench: {self.run_dir} {why}: retraining from scratch; the old run is kept in {self.previous}",
+              file=sys.stderr)
+        return False
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def batch(self):

@@ -1,4 +1,6 @@
 """Training: learning against the oracle score, exact resume after a crash, NaN guard, checkpoint errors."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -67,10 +69,12 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
 def test_resume_detects_a_different_configuration(tmp_path):
     cfg = toy_cfg(steps=20)
     data = load_dataset(cfg["data"])
-    Trainer(cfg, data, tmp_path).run()
+    Trainer(cfg, data, tmp_path / "run").run()
     other = toy_cfg(steps=40, batch_size=32)  # (a lower lr is allowed: test_refusals)
-    with pytest.raises(CheckpointError, match="another configuration"):
-        Trainer(other, data, tmp_path).run()
+    # another configuration's checkpoints are never resumed: the run is set aside (kept) and retrained from scratch
+    stats = Trainer(other, data, tmp_path / "run").run()
+    assert stats["resumed_from"] is None and stats["steps"] == 40
+    assert stats["retrained_over"] and Path(stats["retrained_over"], "model.pt").exists()
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
