@@ -75,9 +75,12 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
 
 
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
-    keep = ["model", "sampler", "steps", "nfe", "seconds_per_sample", "peak_memory_mb", "device"]
-    g = rows[keep].groupby(["model", "sampler", "steps"], dropna=False)
-    return g.agg({"nfe": "mean", "seconds_per_sample": "mean", "peak_memory_mb": "max", "device": "first"})
+    """NFE, seconds per sample, peak memory and device per (model, sampler or variant, steps); an adaptive solver's
+    steps say so. Peak memory is the GPU's on CUDA, the whole process's resident set on the CPU."""
+    r = rows.assign(steps=rows["steps"].map(lambda s: "adaptive" if s != s or s is None else str(int(s))))
+    g = r.groupby(["model", "variant", "steps"], sort=False)
+    out = g.agg({"nfe": "mean", "seconds_per_sample": "mean", "peak_memory_mb": "max", "device": "first"})
+    return out.rename(columns={"peak_memory_mb": "peak memory (MB; CPU: process RSS)"})
 
 
 def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
