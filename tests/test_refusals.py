@@ -101,6 +101,16 @@ def test_non_finite_gradients_stop_training_and_the_last_checkpoint_stays_good(t
         assert all(torch.isfinite(v).all() for v in state.values())
 
 
+def test_an_infinite_gradient_with_a_finite_loss_stops_before_the_update(tmp_path):
+    """The gradient guard itself: the loss stays finite while the gradient norm is inf."""
+    cfg = toy_cfg(steps=5, grad_clip=1e30)
+    t = Trainer(cfg, load_dataset(cfg["data"]), tmp_path / "run")
+    next(t.model.parameters()).register_hook(lambda g: g * float("inf"))
+    with pytest.raises(NonFiniteLossError, match="gradient norm became inf"):
+        t.run()
+    assert not list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+
+
 def test_a_rerun_replaces_its_mlflow_run(tmp_path):
     """--forcerun evaluate added a second active run per job; a search must return one current run per job."""
     from sgm_bench.tracking import Tracker
@@ -162,6 +172,11 @@ def test_cli_train_refuses_a_file_as_run_dir_and_a_misspelled_loss_option(tmp_pa
     cfg.write_text(yaml.safe_dump(bad))
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "r")]) == 2
     assert "weightin" in capsys.readouterr().err
+    bad = toy_cfg()
+    bad["data"]["n_trian"] = 5
+    cfg.write_text(yaml.safe_dump(bad))
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "r2")]) == 2
+    assert "n_trian" in capsys.readouterr().err
 
 
 def test_an_overflowing_learning_rate_stops_with_the_non_finite_message(tmp_path):
