@@ -1,5 +1,7 @@
 rule classifier:
     """Domain classifier (the digits-CNN feature extractor and the clean classifier for guidance)."""
+    params:
+        settings=lambda wc: settings(config["datasets"][wc.data], config["evaluation"].get("classifier_epochs")),
     output:
         weights=f"{W}/classifier/{{data}}.pt",
         report=f"{R}/classifier/{{data}}.json",
@@ -16,6 +18,8 @@ rule reference:
     """Reference statistics of an image test split (cached once, content-hashed) and the train-vs-test floor."""
     input:
         unpack(lambda wc: {"classifier": f"{W}/classifier/{wc.data}.pt"} if DIGITS_FEATURES else {}),
+    params:
+        settings=lambda wc: settings(config["datasets"][wc.data], config["evaluation"]),  # split, n, floor draws
     output:
         f"{R}/reference/{{data}}.json",
     log:
