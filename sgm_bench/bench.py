@@ -5,7 +5,6 @@ Each returns plain rows (dicts) that tracking and reporting read; nothing here k
 from __future__ import annotations
 
 import math
-import sys
 
 import torch
 
@@ -97,8 +96,6 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
                    "seconds": r.seconds, "seconds_per_sample": r.seconds / n, "peak_memory_mb": peak_memory_mb(device),
                    "device": device_name(device), **{f"opt_{k}": v for k, v in options.items()}}
             row.update(sample_quality(data, r.x, ev, cache_root, seed))
-            if row["status"] != "ok":
-                print(f"sgm-bench: {sampler} at {steps} steps, seed set {seed}: {row['status']}", file=sys.stderr)
             rows.append(row)
             if seed == 0:
                 grids[steps] = r.x

@@ -69,7 +69,7 @@ def check_data_options(cfg: dict) -> None:
         check_keys(cfg, ("name", "seed", "root", "download", *parameters(IMAGES[name])), f"dataset {name!r}")
     else:
         raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
-    check_numbers(cfg, {"n_train": 1, "n_test": 1, "seed": 0, "n": 1, "size": 1, "channels": 1, "n_test_split": 1},
+    check_numbers(cfg, {"n_train": 1, "n_test": 1, "seed": 0, "n": 1, "size": 1, "channels": 1},
                   f"dataset {name!r}")
 
 

@@ -148,7 +148,7 @@ def unreadable_checkpoint(path: Path) -> str | None:
     from .train import load_checkpoint
 
     try:
-        load_checkpoint(path)
+        load_checkpoint(path, mmap=True)  # onstart checks every model: map, do not read, the weights
     except CheckpointError as e:
         return f"{e} (its downstream results are untouched until it is fixed)"
     return None

@@ -99,10 +99,11 @@ def _checkpoints(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("step_*.pt"))
 
 
-def load_checkpoint(path: Path, expected_hash: str | None = None) -> dict:
-    """torch.load(weights_only=True) with clear errors for corrupt files and other configurations' checkpoints."""
+def load_checkpoint(path: Path, expected_hash: str | None = None, mmap: bool = False) -> dict:
+    """torch.load(weights_only=True) with clear errors for corrupt files and other configurations' checkpoints;
+    mmap=True maps the tensors instead of reading them (enough to tell a whole file from a truncated one)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}). It is corrupt or truncated: "
                               f"delete it to resume from the one before, or delete {path.parent} to start over") from e

@@ -7,6 +7,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .. import samplers
+from ..bench import spread
 from ..data import GaussianMixture
 from ..errors import ConfigError
 from ..experiment import load_dataset
@@ -46,8 +47,7 @@ def _per_class(d, draw, scales, per_class: int, clean_path, cache_root, fid_extr
             d.images.to_uint8(real[torch.randperm(len(real), generator=g)[:per_class]]), ref, extractor=fid_extractor,
             weights_path=fid_weights or clean_path, cache_root=cache_root, isc=False, kid=False)["fid"]
             for real, ref in ((d.train[d.train_labels == c], refs[c]) for c in range(d.num_classes))]))
-    res.update(per_class_fid_floor_mean=float(np.mean(floor)), per_class_fid_floor_p05=float(np.quantile(floor, 0.05)),
-               per_class_fid_floor_p95=float(np.quantile(floor, 0.95)))
+    res.update({f"per_class_fid_floor_{k}": v for k, v in spread(floor).items() if k != "draws"})
     return res, grids
 
 

@@ -118,10 +118,17 @@ def check_data_file(path, what: str) -> None:
                                "it was not loaded, since it could run code: replace it with the real file") from e
 
 
+_CHECKED: set = set()  # (path, size, mtime) of cache files already verified in this process
+
+
 def check_cache(cache_root) -> None:
-    """Every cached statistics file torch-fidelity might load from `cache_root` is plain tensors."""
+    """Every cached statistics file torch-fidelity might load from `cache_root` is plain tensors; each file version is
+    read once per process, not at every metric call."""
     for f in sorted(Path(cache_root).glob("*.pt")) if cache_root and Path(cache_root).is_dir() else []:
-        check_data_file(f, "cached reference statistics")
+        st = f.stat()
+        if (f, st.st_size, st.st_mtime_ns) not in _CHECKED:
+            check_data_file(f, "cached reference statistics")
+            _CHECKED.add((f, st.st_size, st.st_mtime_ns))
 
 
 def extractor_kwargs(extractor: str, weights_path=None) -> dict:
