@@ -80,6 +80,18 @@ def toy_floor(data: Dataset, n: int, ev: dict) -> dict:
     return {"n": n, **{k: spread(d[k] for d in draws) for k in keys}}
 
 
+def grid_name(variant: str, steps) -> str:
+    """The sample grid's file stem of one (sampler variant, step count): `ddim_10`, `ode_adaptive`."""
+    return f"{variant}_{steps if steps is not None else 'adaptive'}"
+
+
+def plot_limits(data: Dataset, margin: float = 0.25) -> tuple[float, float]:
+    """Shared axes for a toy's sample plots: the training data's range (all coordinates) widened by `margin`."""
+    lo, hi = float(data.train.min()), float(data.train.max())
+    pad = margin * (hi - lo)
+    return lo - pad, hi + pad
+
+
 def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid: list, options: dict, ev: dict,
                      cache_root, device, n: int | None = None) -> tuple[list[dict], dict]:
     """Rows for every (steps, seed set) and the first seed set's samples per step count {steps: x}."""

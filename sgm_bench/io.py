@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,3 +58,30 @@ def file_hash(path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def package_hash() -> str:
+    """sha256 of sgm_bench's own source files: a cached result is reused only by the code that made it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(f.relative_to(Path(__file__).parent).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def resumable(path, key: str, compute):
+    """compute(), or the value saved at `path` under the same key: a job re-run after a crash (or after a change to
+    another of its parts) skips the parts it finished. The key must name everything the value depends on."""
+    path = Path(path)
+    if path.exists():
+        try:
+            saved = torch.load(path, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - an unreadable partial result is recomputed, never trusted
+            print(f"sgm-bench: {path} unreadable ({type(e).__name__}); recomputing", file=sys.stderr)
+        else:
+            if isinstance(saved, dict) and saved.get("key") == key:
+                return saved["value"]
+    value = compute()
+    save_torch({"key": key, "value": value}, path)
+    return value

@@ -49,6 +49,9 @@ class Plan:
         """Models with sampler and likelihood jobs (all but `evaluate: false` ones), in configuration order."""
         return [m for m in self.models if any(j.model == m for j in self.jobs)]
 
+    def jobs_of(self, model: str) -> list:
+        return [j for j in self.jobs if j.model == model]
+
     def job(self, model: str, name: str) -> EvalJob:
         return next(j for j in self.jobs if j.model == model and j.name == name)
 

@@ -102,6 +102,9 @@ def _checkpoints(run_dir: Path) -> list[Path]:
 def load_checkpoint(path: Path, expected_hash: str | None = None, mmap: bool = False) -> dict:
     """torch.load(weights_only=True) with clear errors for corrupt files and other configurations' checkpoints;
     mmap=True maps the tensors instead of reading them (enough to tell a whole file from a truncated one)."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"no checkpoint at {path}: train the model first (snakemake --cores all trains every "
+                              "model of the configuration; sgm-bench train trains one)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:

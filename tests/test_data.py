@@ -57,6 +57,18 @@ def test_checkerboard_density_integrates_to_one():
     assert torch.isfinite(cb.log_prob(cb.sample(1000))).all()
 
 
+def test_digits_read_without_scikit_learn_equal_its_loader():
+    from sklearn.datasets import load_digits
+
+    from sgm_bench.data.images import digits_arrays
+
+    ref, (pixels, labels) = load_digits(), digits_arrays()
+    assert (pixels == ref.data).all() and (labels == ref.target).all()
+    d = IMAGES["digits"]()  # train + test: a permutation of scikit-learn's images
+    ours = sorted(bytes(r) for r in torch.cat([d.train, d.test]).flatten(1).numpy())
+    assert ours == sorted(bytes(r) for r in ref.data.astype("uint8"))
+
+
 def test_digits_split_levels_and_scaling():
     d = IMAGES["digits"]()
     assert len(d.train) + len(d.test) == 1797 and d.levels == 17 and d.shape == (1, 8, 8)

@@ -64,6 +64,11 @@ def test_evaluating_another_models_file_is_refused(tmp_path):
     load_model(tmp_path / "ve" / "model.pt", expected_spec=model_spec(toy_cfg("ve"), data))
 
 
+def test_a_missing_model_file_says_train_it_not_corrupt(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*train the model first"):
+        load_model(tmp_path / "absent" / "model.pt")
+
+
 def test_a_misspelled_option_is_refused_at_dag_construction_listing_the_valid_keys():
     cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     cfg["datasets"]["mixture2d"]["n_trian"] = 5

@@ -1,5 +1,6 @@
 """The Snakemake workflow: dry runs of every shipped configuration, readable configuration errors, and an end-to-end
 smoke run whose re-run is a no-op that adds no MLflow runs."""
+import json
 import re
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ def test_dry_run_lists_every_expected_job(config):
     assert out.returncode == 0, out.stdout + out.stderr
     counts = job_counts(out.stdout)
     assert counts["train"] == len(cfg["models"])
-    assert counts["evaluate"] == len(plan.jobs)
+    assert counts["evaluate"] == len(plan.benchmarked)  # one job per model runs all its samplers
     assert counts["likelihood"] == len(plan.benchmarked) == len([m for m in cfg["models"].values() if m.get("evaluate", True)])
     assert counts["track"] == counts["report"] == 1
     clean = {e["classifier"] for e in (cfg.get("experiments") or {}).values() if e and e.get("classifier")}
@@ -140,9 +141,17 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     forced = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "-R", "track", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert _mlflow_runs(db) == expected  # the tracking job re-ran and added nothing
-    # --forcerun evaluate: new timings give new content hashes; the new runs replace the old (issue 14)
+    # one job per model resumes per sampler: with one sampler's kept result removed, a forced re-run re-measures that
+    # sampler only (new timings: new content hashes, whose runs replace the old ones, issue 14) and reuses the others
+    metrics = res / "metrics" / "vp-mixture2d" / "samplers.json"
+    before = json.loads(metrics.read_text())["rows"]
+    victim = plan.jobs_of("vp-mixture2d")[0].name
+    (tmp_path / "work" / "smoke" / "evaluations" / "vp-mixture2d" / f"{victim}.pt").unlink()
     again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--forcerun", "evaluate", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
+    after = json.loads(metrics.read_text())["rows"]
+    assert [r for r in after if r["variant"] != victim] == [r for r in before if r["variant"] != victim]
+    assert [r["seconds"] for r in after if r["variant"] == victim] != [r["seconds"] for r in before if r["variant"] == victim]
     assert _mlflow_runs(db) == expected
     rep = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--report", "results/smoke/report.html",
                     cwd=tmp_path)
@@ -153,4 +162,4 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     (tmp_path / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
     dry = snakemake("-n", "--cores", "1", "--configfile", "config/changed.yaml", cwd=tmp_path)
     counts = job_counts(dry.stdout)
-    assert counts.get("train") == 1 and counts.get("evaluate") == 2, dry.stdout[-2000:]
+    assert counts.get("train") == 1 and counts.get("evaluate") == 1, dry.stdout[-2000:]

@@ -23,10 +23,10 @@ def palette() -> dict:
     return dict(zip(names(), sns.color_palette("tab20", len(names()))))
 
 
-def save(fig, stem) -> list[Path]:
+def save(fig, stem, formats=("png", "pdf")) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    paths = [stem.with_suffix(f".{f}") for f in formats]
     for p in paths:
         fig.savefig(p, bbox_inches="tight", dpi=120)
     plt.close(fig)
@@ -102,8 +102,9 @@ def training_curves(curves, stem):
     return save(fig, stem)
 
 
-def sample_grid(x: torch.Tensor, stem, title: str, images=None):
-    """An 8x8 image grid, or a scatter / histogram for toy samples."""
+def sample_grid(x: torch.Tensor, stem, title: str, images=None, limits=None, formats=("png", "pdf")):
+    """An 8x8 image grid, or a scatter / histogram for toy samples (on the shared `limits` (lo, hi) when given, so
+    that every sampler's panel of one model is drawn on the same axes)."""
     fig, ax = plt.subplots(figsize=(4, 4))
     if images is not None:
         from torchvision.utils import make_grid
@@ -112,9 +113,12 @@ def sample_grid(x: torch.Tensor, stem, title: str, images=None):
         ax.imshow(grid.numpy())
         ax.axis("off")
     elif x.shape[1] == 1:
-        ax.hist(x[:, 0].numpy(), bins=80, density=True)
+        ax.hist(x[:, 0].numpy(), bins=80, density=True, range=limits)
     else:
         ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.5)
         ax.set_aspect("equal")
+        if limits is not None:
+            ax.set_xlim(*limits)
+            ax.set_ylim(*limits)
     ax.set_title(title, fontsize=9)
-    return save(fig, stem)
+    return save(fig, stem, formats)

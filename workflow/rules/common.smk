@@ -8,7 +8,6 @@ check_experiments(config)
 R, W = config["results"], config["work"]
 MODELS = list(PLAN.models)
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs
-JOBS = [(j.model, j.name) for j in PLAN.jobs]
 GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
 THREADS = config.get("threads_per_job", 1)
 

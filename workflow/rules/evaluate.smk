@@ -1,19 +1,23 @@
 rule evaluate:
-    """One sampler of one model over its step grid and seed sets: samples, quality, NFE, seconds, memory."""
+    """Every sampler of one model over its step grids and seed sets, in one process (fixed costs paid once per model):
+    samples, quality, NFE, seconds, memory; a sample grid per (sampler, steps). A finished sampler is kept in
+    work/<cfg>/evaluations/<model>/, so a re-run recomputes only the samplers whose settings or inputs changed."""
     input:
         model=rules.train.output.model,
         classifier=classifier_input,
         reference=reference_input,
     output:
-        metrics=f"{R}/metrics/{{model}}/{{sampler}}.json",
-        grid=report(f"{R}/samples/{{model}}/{{sampler}}.png", category="Samples", subcategory="{model}"),
-        samples=f"{W}/samples/{{model}}/{{sampler}}.pt",
+        metrics=f"{R}/metrics/{{model}}/samplers.json",
+        grids=report(directory(f"{R}/samples/{{model}}"), patterns=["{name}.png"], category="Samples",
+                     subcategory="{model}", caption="../report/samples.rst"),
+        samples=f"{W}/samples/{{model}}.pt",
     params:
-        settings=lambda wc: settings(PLAN.job(wc.model, wc.sampler), config["evaluation"]),
+        settings=lambda wc: settings(PLAN.jobs_of(wc.model), config["evaluation"]),
+        resume=lambda wc: f"{W}/evaluations/{wc.model}",
     log:
-        f"{R}/logs/evaluate/{{model}}/{{sampler}}.log",
+        f"{R}/logs/evaluate/{{model}}.log",
     benchmark:
-        f"{R}/benchmarks/evaluate/{{model}}/{{sampler}}.tsv"
+        f"{R}/benchmarks/evaluate/{{model}}.tsv"
     threads: THREADS
     resources:
         gpu=GPU,

@@ -8,7 +8,7 @@ rule report:
     input:
         stats=expand(f"{R}/train/{{model}}/train_stats.json", model=MODELS),
         curves=expand(f"{R}/train/{{model}}/train_log.csv", model=MODELS),
-        metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
+        metrics=expand(f"{R}/metrics/{{model}}/samplers.json", model=BENCHMARKED),
         likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=BENCHMARKED),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
         floors=FLOORS,

@@ -2,7 +2,7 @@ rule track:
     """The one MLflow writer: idempotent by job key, so re-runs and parallel evaluations never duplicate runs."""
     input:
         stats=expand(f"{R}/train/{{model}}/train_stats.json", model=MODELS),
-        metrics=[f"{R}/metrics/{m}/{s}.json" for m, s in JOBS],
+        metrics=expand(f"{R}/metrics/{{model}}/samplers.json", model=BENCHMARKED),
         likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=BENCHMARKED),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
     output:

@@ -3,7 +3,7 @@ import json
 import os
 from pathlib import Path
 
-from sgm_bench.bench import setup_job
+from sgm_bench.bench import grid_name, setup_job
 from sgm_bench.io import file_hash, save_json
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers import SAMPLERS
@@ -36,12 +36,14 @@ for model, mcfg in plan.models.items():
                                        "likelihood_status": lik.get("status", "not run")},
                                       artifacts=[R / "train" / model / "train_log.csv"], series={"loss": curve})
     runs.append({"model": model, "run_id": parent, "created": created})
-    for job in (j for j in plan.jobs if j.model == model):
-        metrics_file = R / "metrics" / model / f"{job.name}.json"
-        record = json.loads(metrics_file.read_text())
-        floor = {f"floor_{k}_{q}": v[q] for k, v in (record.get("floor") or {}).items() if isinstance(v, dict)
-                 for q in ("mean", "p05", "p95")}
-        for row in record["rows"]:
+    if model not in plan.benchmarked:
+        continue
+    metrics_file = R / "metrics" / model / "samplers.json"
+    record = json.loads(metrics_file.read_text())
+    floor = {f"floor_{k}_{q}": v[q] for k, v in (record.get("floor") or {}).items() if isinstance(v, dict)
+             for q in ("mean", "p05", "p95")}
+    for job in plan.jobs_of(model):
+        for row in (r for r in record["rows"] if r["variant"] == job.name):
             key = job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"], file_hash(metrics_file))
             p = {"sampler": job.sampler, "variant": job.name, "steps": row["steps"], "seed_set": row["seed_set"], "n": row["n"],
                  **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
@@ -51,7 +53,7 @@ for model, mcfg in plan.models.items():
             rid, c = tracker.log_run(key, f"{model}/{job.name}/{row['steps']}/{row['seed_set']}", p, m,
                                      {**tags, "kind": "sampler", "device": row.get("device", ""), "status": status,
                                       "job": job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"])},
-                                     parent=parent, artifacts=[R / "samples" / model / f"{job.name}.png"],
+                                     parent=parent, artifacts=[R / "samples" / model / f"{grid_name(job.name, row['steps'])}.png"],
                                      failed=status.startswith("diverged"))
             runs.append({"model": model, "sampler": job.name, "steps": row["steps"], "seed_set": row["seed_set"],
                          "run_id": rid, "created": c})
