@@ -5,6 +5,7 @@ Each returns plain rows (dicts) that tracking and reporting read; nothing here k
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
@@ -101,6 +102,7 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
         for seed in range(int(ev["seed_sets"])):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
+            started = time.time()
             r = samplers.sample_batched(sampler, model.score_fn(), model.sde, n, model.shape, seed=seed, steps=steps,
                                         batch_size=int(ev.get("batch_size", 500)), device=device,
                                         family=model.family.name, **options)
@@ -108,6 +110,7 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
                    "seconds": r.seconds, "seconds_per_sample": r.seconds / n, "peak_memory_mb": peak_memory_mb(device),
                    "device": device_name(device), **{f"opt_{k}": v for k, v in options.items()}}
             row.update(sample_quality(data, r.x, ev, cache_root, seed))
+            row.update(started=started, finished=time.time())
             rows.append(row)
             if seed == 0:
                 grids[steps] = r.x

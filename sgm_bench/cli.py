@@ -106,13 +106,11 @@ def cmd_quick(args):
 
 
 def cmd_list(args):
-    from .data import IMAGES, TOYS
-    from .models import FAMILIES
-    from .samplers import applicable
+    from .catalogue import DATASETS, FAMILY_SAMPLERS
 
-    for fam in FAMILIES.names():
-        print(f"{fam:<7} samplers: {', '.join(applicable(fam))}")
-    print(f"datasets: {', '.join(TOYS.names() + IMAGES.names())}")
+    for fam, names in FAMILY_SAMPLERS.items():
+        print(f"{fam:<7} samplers: {', '.join(names)}")
+    print(f"datasets: {', '.join(DATASETS)}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,26 +28,38 @@ class NLLResult:
     z: torch.Tensor  # x(T), the latent code of x
 
 
-def _divergence(f, x, exact: bool, probe: torch.Tensor | None):
-    """div f at x: exact trace by D backward passes, or Hutchinson-Skilling eps^T (df/dx) eps with a fixed probe."""
-    if exact:
+DIVERGENCES = Registry("divergence estimator")
+
+
+@DIVERGENCES.register("exact")
+def exact_divergence(drift, t, x, probe=None):
+    """(f, tr df/dx) by D backward passes: the exact trace, for low-dimensional data."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        f = drift(t, x)
         flat = f.flatten(1)
-        return sum(torch.autograd.grad(flat[:, d].sum(), x, retain_graph=True)[0].flatten(1)[:, d]
-                   for d in range(flat.shape[1]))
-    g = torch.autograd.grad((f * probe).sum(), x)[0]
-    return (g * probe).flatten(1).sum(1)
+        div = sum(torch.autograd.grad(flat[:, d].sum(), x, retain_graph=True)[0].flatten(1)[:, d]
+                  for d in range(flat.shape[1]))
+    return f.detach(), div.detach()
 
 
-def _augmented(drift, exact, probe, counter):
+@DIVERGENCES.register("vjp")
+def hutchinson_vjp(drift, t, x, probe):
+    """(f, eps^T (df/dx) eps) by one reverse-mode pass (score_sde's Hutchinson-Skilling estimator, eq. 40)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        f = drift(t, x)
+        g = torch.autograd.grad((f * probe).sum(), x)[0]
+    return f.detach(), (g * probe).flatten(1).sum(1)
+
+
+def _augmented(drift, divergence: str, probe, counter):
     """[x, logp] dynamics: dx/dt = f~(x, t), d(delta logp)/dt = div f~(x, t)."""
+    estimate = DIVERGENCES[divergence]
 
     def fn(t, x):
         counter[0] += 1
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            f = drift(t, x)
-            div = _divergence(f, x, exact, probe)
-        return f.detach(), div.detach()
+        return estimate(drift, t, x, probe)
 
     return fn
 
@@ -91,15 +103,18 @@ def _solve_dopri5(fn, x, t0, t1, rtol, atol):
 
 
 def ode_nll(score_fn, sde: SDE, x: torch.Tensor, *, exact: bool = False, probe: str = "rademacher",
-            solver: str = "rk45", eps: float = 1e-5, seed: int = 0, rtol: float = 1e-5, atol: float = 1e-5) -> NLLResult:
-    """-log p_eps(x) in nats per example by the probability-flow ODE; one Hutchinson probe per example, held fixed."""
+            solver: str = "rk45", eps: float = 1e-5, seed: int = 0, rtol: float = 1e-5, atol: float = 1e-5,
+            divergence: str = "vjp") -> NLLResult:
+    """-log p_eps(x) in nats per example by the probability-flow ODE; one Hutchinson probe per example, held fixed
+    (exact=True: the trace by D backward passes). One network call per evaluation gives the drift and, by one
+    reverse pass, the divergence (score_sde calls the network twice)."""
     if probe not in ("rademacher", "gaussian"):
         raise ConfigError(f"unknown probe {probe!r}; choose 'rademacher' or 'gaussian'")
     z = None if exact else NoiseSource(seed, range(len(x)), x.shape[1:], x.device).randn()
     if z is not None and probe == "rademacher":
         z = z.sign()
     counter = [0]
-    fn = _augmented(pf_drift(score_fn, sde), exact, z, counter)
+    fn = _augmented(pf_drift(score_fn, sde), "exact" if exact else divergence, z, counter)
     xT, delta = NLL_SOLVERS[solver](fn, x, eps, sde.T, rtol, atol)
     prior = sde.prior_logp(xT).double()
     return NLLResult(-(prior + delta), counter[0], prior, delta, xT)

@@ -135,6 +135,32 @@ def build_plan(config: dict) -> Plan:
     return Plan(models, jobs, images, not_run, not_applicable)
 
 
+LIKELIHOOD_CELLS = ("bpd", "nll", "vlb_bpd")
+
+
+def check_paper_cells(config: dict, plan: Plan, tables: dict) -> None:
+    """Every paper_cells entry names a published cell (table, row, column) and a run of this configuration that
+    measures it (model and sampler variant, steps in its grid, or a likelihood metric): one ConfigError otherwise."""
+    for c in config.get("paper_cells") or []:
+        where = f"paper_cells entry {c}"
+        table = tables.get(c["table"])
+        if not isinstance(table, dict) or "rows" not in table:
+            raise ConfigError(f"{where}: no paper table {c['table']!r}; tables: {', '.join(k for k, v in tables.items() if isinstance(v, dict) and 'rows' in v)}")
+        columns = [str(k) for k in table.get("columns") or {k for r in table["rows"] for k in r}]
+        if c["row"] >= len(table["rows"]) or str(c["column"]) not in columns:
+            raise ConfigError(f"{where}: {c['table']} has rows 0-{len(table['rows']) - 1} and columns {columns}")
+        if c["model"] not in plan.benchmarked:
+            raise ConfigError(f"{where}: model {c['model']!r} is not an evaluated model of this configuration")
+        if c.get("metric") in LIKELIHOOD_CELLS:
+            continue
+        jobs = [j for j in plan.jobs_of(c["model"]) if j.name == c.get("sampler")]
+        if not jobs:
+            raise ConfigError(f"{where}: {c['model']} runs no sampler {c.get('sampler')!r}; it runs "
+                              f"{', '.join(j.name for j in plan.jobs_of(c['model']))}")
+        if c.get("steps") is not None and c["steps"] not in jobs[0].steps:
+            raise ConfigError(f"{where}: {c['model']} / {c['sampler']} runs steps {jobs[0].steps}, not {c['steps']}")
+
+
 def check_experiments(config: dict) -> None:
     """Every experiment target resolves to a function that takes its options (ConfigError otherwise). Separate from
     build_plan, which every job calls: the experiment modules import matplotlib and torchvision."""

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -37,65 +38,99 @@ def environment_tags(device: str = "") -> dict:
     return tags
 
 
+# Bookkeeping tags live under `mlflow.` (the UI lists only the user's tags): the run's content key, its logical job
+# (a re-run supersedes the job's older run) and the key of a run still being written.
+KEY, JOB, PENDING = "mlflow.sgm_bench.key", "mlflow.sgm_bench.job", "mlflow.sgm_bench.pending"
+
+
+def metric_name(name: str) -> str:
+    """An MLflow metric name without spaces or brackets: `fid[w=2.0]` -> `fid_w2.0`."""
+    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_.\-/]", "_", name.replace("=", ""))).strip("_")
+
+
 class Tracker:
     """Idempotent writes to one experiment."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None,
+                 description: str | None = None):
         with store_lock(tracking_uri):  # the first writer creates the store (and the experiment) alone
             self.client = MlflowClient(tracking_uri)
             exp = self.client.get_experiment_by_name(experiment)
             loc = Path(artifact_location).resolve().as_uri() if artifact_location else None
             self.exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment, artifact_location=loc)
+        if description:  # shown as the experiment's description in the UI
+            self.client.set_experiment_tag(self.exp_id, "mlflow.note.content", description)
+
+    def _search(self, tag: str, value: str, max_results: int = 50000):
+        return self.client.search_runs([self.exp_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=max_results)
 
     def find(self, key: str):
-        runs = self.client.search_runs([self.exp_id], filter_string=f"tags.job_key = '{key}'", max_results=1)
+        runs = self._search(KEY, key, 1)
         return runs[0].info.run_id if runs else None
 
     def _clean_pending(self, key: str):
-        for r in self.client.search_runs([self.exp_id], filter_string=f"tags.pending_key = '{key}'"):
-            if "job_key" not in r.data.tags:
+        for r in self._search(PENDING, key):
+            if KEY not in r.data.tags:
                 self.client.delete_run(r.info.run_id)
 
     def supersede(self, job: str, key: str) -> int:
         """Delete (MLflow's soft delete) the complete runs of logical job `job` other than `key`: a re-run replaces its
         run, so a search returns one current run per job. Returns how many were superseded."""
-        old = [r for r in self.client.search_runs([self.exp_id], filter_string=f"tags.job = '{job}'", max_results=50000)
-               if r.data.tags.get("job_key") != key]
+        old = [r for r in self._search(JOB, job) if r.data.tags.get(KEY) != key]
         for r in old:
             self.client.delete_run(r.info.run_id)
         return len(old)
 
     def log_run(self, key: str, name: str, params: dict, metrics: dict, tags: dict, parent: str | None = None,
-                artifacts=(), series: dict | None = None, failed: bool = False) -> tuple[str, bool]:
+                artifacts=(), series: dict | None = None, failed: bool = False, job: str | None = None,
+                times: tuple | None = None, datasets=(), tables: dict | None = None,
+                documents: dict | None = None) -> tuple[str, bool]:
         """(run_id, created): a complete run with this key is reused; otherwise written and then marked complete
-        (FAILED where the result it records diverged, so `attributes.status = 'FAILED'` finds it)."""
+        (FAILED where the result it records diverged, so `attributes.status = 'FAILED'` finds it). times: the work's
+        (start, end) in seconds since the epoch; datasets: mlflow DatasetInputs; tables: {file.json: DataFrame};
+        documents: {file.yaml: dict}."""
         existing = self.find(key)
         if existing:
             return existing, False
         self._clean_pending(key)
-        run_tags = {"pending_key": key, "mlflow.runName": name, **tags}
+        run_tags = {PENDING: key, "mlflow.runName": name, **tags, **({JOB: job} if job else {})}
         if parent:
             run_tags["mlflow.parentRunId"] = parent
-        run = self.client.create_run(self.exp_id, tags=run_tags)
-        rid = run.info.run_id
+        start, end = (int(1000 * t) for t in times) if times else (None, None)
+        rid = self.client.create_run(self.exp_id, tags=run_tags, start_time=start).info.run_id
         self.client.log_batch(rid, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                              metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()
+                              metrics=[Metric(metric_name(k), float(v), end or 0, 0) for k, v in metrics.items()
                                        if isinstance(v, (int, float)) and v == v])
         for metric, points in (series or {}).items():
             batch = [Metric(metric, float(v), 0, int(s)) for s, v in points]
             for i in range(0, len(batch), 1000):
                 self.client.log_batch(rid, metrics=batch[i:i + 1000])
+        if datasets:
+            self.client.log_inputs(rid, datasets=list(datasets))
+        for file, df in (tables or {}).items():
+            self.client.log_table(rid, data=df, artifact_file=file)
+        for file, doc in (documents or {}).items():
+            self.client.log_dict(rid, doc, file)
         for a in artifacts:
             if Path(a).exists():
                 self.client.log_artifact(rid, str(a))
-        self.client.set_tag(rid, "job_key", key)
-        self.client.set_terminated(rid, status="FAILED" if failed else "FINISHED")
-        if "job" in tags:
-            self.supersede(tags["job"], key)
+        self.client.set_tag(rid, KEY, key)
+        self.client.set_terminated(rid, status="FAILED" if failed else "FINISHED", end_time=end)
+        if job:
+            self.supersede(job, key)
         return rid, True
 
     def count(self) -> int:
         return len(self.client.search_runs([self.exp_id], max_results=50000))
+
+
+def dataset_input(name: str, digest: str, source: str, n: int, split: str):
+    """An MLflow dataset input (name, content digest, where it comes from, size), logged with a run."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    ds = Dataset(name=name, digest=digest[:36], source_type="code", source=json.dumps({"loader": source}),
+                 profile=json.dumps({"num_rows": n}))
+    return DatasetInput(dataset=ds, tags=[InputTag(key="mlflow.data.context", value=split)])
 
 
 @contextlib.contextmanager

@@ -286,6 +286,7 @@ class Trainer:
         save_text("step,loss,grad_norm\n" + "".join(f"{int(s)},{l:.6g},{g:.6g}\n" for s, l, g in self.history),
                   self.run_dir / "train_log.csv")
         stats = {"steps": self.step, "resumed_from": resumed_from, "seconds": self.seconds_before + seconds,
+                 "started": time.time() - seconds, "finished": time.time(),
                  "seconds_this_run": seconds, "retrained_over": str(self.previous) if self.previous else None,
                  "steps_per_second": (self.step - first) / seconds if seconds > 0 else None,
                  "peak_memory_mb": peak_memory_mb(self.device), "device": str(self.device),

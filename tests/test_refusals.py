@@ -121,8 +121,8 @@ def test_a_rerun_replaces_its_mlflow_run(tmp_path):
     from sgm_bench.tracking import Tracker
 
     t = Tracker(f"sqlite:///{tmp_path}/m.db", "e", str(tmp_path / "art"))
-    t.log_run("key-old", "m/pc/10/0", {}, {"fid": 3.0}, {"job": "m-pc-10-0"})
-    t.log_run("key-new", "m/pc/10/0", {}, {"fid": 2.0}, {"job": "m-pc-10-0"})
+    t.log_run("key-old", "m/pc/10/0", {}, {"fid": 3.0}, {}, job="m-pc-10-0")
+    t.log_run("key-new", "m/pc/10/0", {}, {"fid": 2.0}, {}, job="m-pc-10-0")
     runs = t.client.search_runs([t.exp_id])
     assert len(runs) == 1 and runs[0].data.metrics["fid"] == 2.0
 

@@ -19,6 +19,18 @@ def paper_tables() -> dict:
     return yaml.safe_load(resources.files("sgm_bench").joinpath("reference", "paper_tables.yaml").read_text())
 
 
+LOSS_NAMES = {"smld": "NCSN: denoising score matching per level", "dsm": "SDE: denoising score matching in t",
+              "ddpm": "DDPM: L_{objective}", "score_matching": "single level: score matching ({objective})"}
+
+
+def objective_of(spec: dict) -> str:
+    """A model's training objective in words, for faceting its loss curve."""
+    from ..models import FAMILIES
+
+    fam = FAMILIES[spec["model"]["family"]]
+    return LOSS_NAMES.get(fam.loss, fam.loss).format(**{"objective": "", **fam.loss_defaults, **(spec.get("loss") or {})})
+
+
 def load_rows(metric_files) -> pd.DataFrame:
     rows = [r for f in metric_files for r in json.loads(Path(f).read_text())["rows"]]
     df = pd.DataFrame(rows)
@@ -30,21 +42,41 @@ def load_rows(metric_files) -> pd.DataFrame:
     return df
 
 
+LIKELIHOOD_METRICS = {"bpd": "bpd_std", "nll": "nll_std", "vlb_bpd": None}
+
+
 def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
-    """{(table, row index, column): our mean} from the configuration's paper_cells mapping."""
-    out = {}
+    """{table: {(row index, column): cell text}} and {table: dataset} from the configuration's paper_cells mapping.
+
+    A cell {table, row, column, model, sampler (variant), steps, metric} is filled by that model's rows (the mean ±
+    std over seed sets) or, for bpd / nll / vlb_bpd, by its likelihood (± over dequantization repeats)."""
+    out, datasets = {}, {}
     for c in cells:
-        if c.get("metric") in ("bpd", "nll"):
-            hit = lik[lik["model"] == c["model"]]
-            val = hit["bpd"].mean() if len(hit) else None
+        metric = c.get("metric", "fid")
+        if metric in LIKELIHOOD_METRICS:
+            hit = lik[lik["model"] == c["model"]] if "model" in lik else lik.iloc[:0]
+            if not len(hit) or metric not in hit or hit[metric].isna().all():
+                continue
+            std = LIKELIHOOD_METRICS[metric]
+            v, sd = float(hit[metric].iloc[0]), float(hit[std].iloc[0]) if std and std in hit else 0.0
+            text = (f"≤ {tables.fmt(v)}" if metric == "vlb_bpd" else
+                    f"{tables.fmt(v)} ± {tables.fmt(sd)}" if sd else tables.fmt(v))
+            dataset = hit["dataset"].iloc[0]
         else:
-            hit = rows[(rows["model"] == c["model"]) & (rows["sampler"] == c["sampler"])]
+            hit = rows[(rows["model"] == c["model"]) & (rows["variant"] == c["sampler"])]
             if c.get("steps") is not None:
                 hit = hit[hit["steps"] == c["steps"]]
-            val = hit[c.get("metric", "fid")].mean() if len(hit) else None
-        if val is not None and val == val:
-            out[(c["table"], c["row"], str(c["column"]))] = round(float(val), 3)
-    return out
+            if not len(hit):
+                continue
+            text = tables._cell(hit, metric)
+            dataset = hit["dataset"].iloc[0]
+        out.setdefault(c["table"], {})[(int(c["row"]), str(c["column"]))] = text
+        datasets.setdefault(c["table"], set()).add(dataset)
+    return out, {t: ", ".join(sorted(d)) for t, d in datasets.items()}
+
+
+def _n_cols(pt: pd.DataFrame) -> int:
+    return sum(1 for c in pt.columns if c.endswith(" (paper)"))
 
 
 def guidance_rows(exps) -> pd.DataFrame:
@@ -57,7 +89,7 @@ def guidance_rows(exps) -> pd.DataFrame:
 
 
 def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=(),
-          not_run=(), not_applicable=()) -> None:
+          not_run=(), not_applicable=(), objectives=None) -> None:
     results = Path(results)
     toy_floors = {json.loads(Path(f).read_text())["model"]: json.loads(Path(f).read_text()).get("floor")
                   for f in metric_files}
@@ -106,14 +138,19 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     ct = tables.cost_table(rows)
     tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, peak memory, device")
     ref = paper_tables()
-    ours = ours_for_paper(rows, list(paper_cells), lik)
+    ours, datasets = ours_for_paper(rows, list(paper_cells), lik)
     paper_md = []
     for key, table in ref.items():
         if not isinstance(table, dict) or "rows" not in table:
             continue
-        pt = tables.paper_table(table, {(r, c): v for (t, r, c), v in ours.items() if t == key})
-        tables.write_table(pt, T / f"paper_{key}", table["source"])
-        paper_md.append(f"## {table['source']}\n\n{pt.to_markdown(index=False)}\n")
+        pt = tables.paper_table(table, ours.get(key, {}), datasets.get(key))
+        filled = sum(len(v) for k, v in ours.items() if k == key)
+        caption = (f"{table['source']}. Published: {table.get('dataset', '')}; ours: {datasets.get(key, 'no cell measured')}"
+                   f" ({filled} cell(s) measured by this configuration; the others read `not run`). "
+                   + ("Only CIFAR-10 cells are comparable with the published numbers. " if datasets.get(key) != "cifar10"
+                      else "") + table.get("note", ""))
+        tables.write_table(pt.set_index(list(pt.columns[: len(pt.columns) - 2 * _n_cols(pt)])), T / f"paper_{key}", caption)
+        paper_md.append(f"## {table['source']}\n\n{caption}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))
     md += sections + [f"## Likelihood\n\n{lt}", f"## Cost\n\n{tables.markdown(ct)}\n"]
     exps = [json.loads(Path(f).read_text()) for f in experiment_files]
@@ -132,7 +169,9 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         if g["quality_metric"].iloc[0] != "SW2":
             band[model] = (floors.get(g["dataset"].iloc[0]) or {}).get("fid")
     plots.quality_vs(rows, "nfe", F / "quality_vs_nfe", band, "NFE")
-    plots.quality_vs(rows, "seconds_per_sample", F / "quality_vs_seconds", band, "seconds per sample")
+    plots.quality_vs(rows, "seconds_per_sample", F / "quality_vs_seconds", band, "seconds per sample", pareto=True)
     plots.bpd_bars(lik, F / "likelihood")
-    curves = pd.concat([pd.read_csv(f).assign(model=Path(f).parent.name) for f in curve_files])
+    curves = pd.concat([pd.read_csv(f).assign(model=Path(f).parent.name,
+                                              objective=(objectives or {}).get(Path(f).parent.name, "loss"))
+                        for f in curve_files])
     plots.training_curves(curves, F / "training_curves")

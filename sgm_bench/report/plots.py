@@ -34,19 +34,44 @@ def save(fig, stem, formats=("png", "pdf")) -> list[Path]:
 
 
 def bpd_bars(lik, stem):
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    col = "bpd" if "bpd" in lik.columns and lik["bpd"].notna().any() else "nll"
-    sns.barplot(lik, x="model", y=col, ax=ax, color="C0")
-    ax.set(ylabel="ODE bits/dim" if col == "bpd" else "ODE NLL (nats)", title="Likelihood per model")
-    ax.tick_params(axis="x", rotation=45)
+    """ODE bits/dim per image model and NLL in nats per toy model, each with its error bar (std over dequantization
+    repeats / over examples); DDPM's variational bound and the true NLL beside them."""
+    panels = [(m, c, e, extra, label) for m, c, e, extra, label in (
+        (lik["bpd"].notna() if "bpd" in lik else None, "bpd", "bpd_std", "vlb_bpd", "bits/dim (images)"),
+        (lik["nll"].notna() if "nll" in lik else None, "nll", "nll_std", "true_nll", "NLL in nats (toys)"))
+        if m is not None and m.any()]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
+    for ax, (mask, col, err, extra, label) in zip(axes.flat, panels):
+        g = lik[mask].reset_index(drop=True)
+        xs = range(len(g))
+        ax.bar([x - 0.2 for x in xs], g[col], 0.4, yerr=g[err].fillna(0) if err in g else None, capsize=3,
+               color="C0", label="probability-flow ODE")
+        if extra in g and g[extra].notna().any():
+            ax.bar([x + 0.2 for x in xs], g[extra], 0.4, color="C1",
+                   label="DDPM variational bound" if extra == "vlb_bpd" else "true NLL")
+        ax.set_xticks(list(xs), g["model"], rotation=45, ha="right", fontsize=8)
+        ax.set(ylabel=label, title=label.split(" (")[0] + " on the test split")
+        ax.legend(fontsize=7)
+    fig.suptitle("Test-set likelihood (error bars: std over repeats or examples)", fontsize=10)
+    fig.tight_layout()
     return save(fig, stem)
 
 
-def quality_vs(rows, x: str, stem, floors: dict, xlabel: str):
+def pareto_front(x, y):
+    """Indices of the points no other point beats on both x and y (lower is better on both), sorted by x."""
+    order = sorted(range(len(x)), key=lambda i: (x[i], y[i]))
+    front, best = [], float("inf")
+    for i in order:
+        if y[i] < best:
+            front.append(i)
+            best = y[i]
+    return front
+
+
+def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = False):
     """Quality against cost per model: one point per (sampler, steps) with the std over seed sets as error bars, log
-    x axis, the floor's 5-95 % band in grey, diverged settings marked with a red x on the top edge."""
+    x axis, the floor's 5-95 % band in grey, diverged settings marked with a red x on the top edge; with `pareto`, the
+    front of settings that no other is both cheaper and better than."""
     models = list(dict.fromkeys(rows["model"]))
     cols = min(4, len(models))
     fig, axes = plt.subplots((len(models) + cols - 1) // cols, cols, figsize=(3.4 * cols, 2.9 * ((len(models) + cols - 1) // cols)),
@@ -59,6 +84,10 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str):
             a = v.groupby(v["steps"].fillna(-1)).agg(x=(x, "mean"), y=("quality", "mean"), e=("quality", "std")).sort_values("x")
             ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker="o", ms=3, lw=1, capsize=2, label=variant,
                         color=colours.get(v["sampler"].iloc[0]), ls="-" if variant == v["sampler"].iloc[0] else "--")
+        if pareto and len(ok):
+            pts = ok.groupby(["variant", ok["steps"].fillna(-1)]).agg(x=(x, "mean"), y=("quality", "mean")).dropna()
+            front = pts.iloc[pareto_front(list(pts["x"]), list(pts["y"]))]
+            ax.step(front["x"], front["y"], where="post", color="black", lw=1.2, alpha=0.7, label="Pareto front", zorder=3)
         fl = floors.get(model)
         if fl:
             ax.axhspan(fl["p05"], fl["p95"], color="0.85", zorder=0, label="floor (5-95 %)")
@@ -71,7 +100,8 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str):
         ax.axis("off")
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7, bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle("Quality vs " + xlabel + " (mean ± std over seed sets; grey: floor; red x: diverged)", fontsize=10)
+    fig.suptitle("Quality vs " + xlabel + " (mean ± std over seed sets; grey: floor; red x: diverged"
+                 + ("; black: Pareto front)" if pareto else ")"), fontsize=10)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -92,14 +122,17 @@ def guidance_scales(df, stem):
 
 
 def training_curves(curves, stem):
-    """curves: DataFrame with model, step, loss."""
+    """curves: DataFrame with model, objective, step, loss: one panel per objective (losses of different objectives
+    are on different scales), a running mean of 25 steps, log y."""
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(6, 4))
     sm = curves.assign(loss=curves.groupby("model")["loss"].transform(lambda v: v.rolling(25, min_periods=1).mean()))
-    sns.lineplot(sm, x="step", y="loss", hue="model", ax=ax)
-    ax.set(yscale="log", title="Training loss (running mean of 25 steps)")
-    return save(fig, stem)
+    g = sns.relplot(sm, x="step", y="loss", hue="model", col="objective", kind="line", col_wrap=min(2, sm["objective"].nunique()),
+                    height=2.8, aspect=1.4, facet_kws={"sharey": False}, palette="tab20")
+    g.set(yscale="log")
+    g.set_titles("{col_name}")
+    g.figure.suptitle("Training loss (running mean of 25 steps), one panel per objective", fontsize=10, y=1.02)
+    return save(g.figure, stem)
 
 
 def sample_grid(x: torch.Tensor, stem, title: str, images=None, limits=None, formats=("png", "pdf")):

@@ -100,23 +100,28 @@ def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
     return t.rename(columns=cols)
 
 
-def _published(v):
-    if isinstance(v, (int, float)):
-        return float(v)
-    m = re.match(r"^\s*(?:<=)?\s*([0-9.]+)", str(v))
-    return float(m.group(1)) if m else None
+METRIC_COLUMNS = ("fid", "is", "nll", "nll_test", "nll_train", "uncond_vp", "uncond_ve", "cond_vp", "cond_ve")
 
 
-def paper_table(table: dict, ours: dict) -> pd.DataFrame:
-    """One paper table: each published cell, our number for it (if the configuration measured it), the difference."""
+def paper_table(table: dict, ours: dict, dataset: str | None) -> pd.DataFrame:
+    """One paper table laid out as the paper prints it: its rows (labelled by its own keys) and, for each of its
+    columns, the published number (the paper's own cell format) beside ours on `dataset`. ours: {(row, column):
+    cell text}; a cell the configuration does not measure reads `not run`."""
+    columns = [str(c) for c in table.get("columns") or
+               [k for k in METRIC_COLUMNS if any(k in r for r in table["rows"])]]
     out = []
     for i, row in enumerate(table["rows"]):
-        label = ", ".join(f"{k}={v}" for k, v in row.items() if k not in table.get("columns", []) and not isinstance(v, list))
-        cells = table.get("columns") or [k for k in ("fid", "is", "nll") if k in row]
-        values = row.get("values") or [row.get(c) for c in cells]
-        for col, pub in zip(cells, values):
-            mine = ours.get((i, str(col)))
-            p = _published(pub)
-            out.append({"row": label, "column": str(col), "published": pub, "ours": mine,
-                        "difference": None if mine is None or p is None else round(mine - p, 3)})
+        label = {k: v for k, v in row.items() if str(k) not in columns and k not in ("values", "kind")}
+        values = dict(zip(columns, row["values"])) if "values" in row else {c: row.get(c) for c in columns}
+        line = dict(label)
+        for c in columns:
+            line[f"{c}: {table.get('dataset', 'paper')} (paper)"] = "–" if values[c] is None else str(values[c])
+            line[f"{c}: ours ({dataset or 'n/a'})"] = ours.get((i, c), "not run")
+        out.append(line)
     return pd.DataFrame(out)
+
+
+def paper_cell(values: pd.Series, bound: bool = False) -> str:
+    """Our number in a paper cell: mean ± std over seed sets or repeats (`≤` for a variational bound)."""
+    text = mean_pm_std(values)
+    return f"≤ {text}" if bound and text else text

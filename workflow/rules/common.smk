@@ -1,6 +1,9 @@
 import re
+from importlib import resources
 
-from sgm_bench.plan import build_plan, check_experiments, preflight
+from sgm_bench.checks import load_yaml
+
+from sgm_bench.plan import build_plan, check_experiments, check_paper_cells, preflight
 from sgm_bench.samplers import SAMPLERS
 
 PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
@@ -25,6 +28,9 @@ onstart:
 
 
 
+_PUBLISHED = load_yaml(resources.files("sgm_bench") / "reference" / "paper_tables.yaml")
+PAPER_TABLES = [k for k, v in _PUBLISHED.items() if isinstance(v, dict) and "rows" in v]  # one report entry each
+check_paper_cells(config, PLAN, _PUBLISHED)
 DIGITS_FEATURES = config["evaluation"].get("extractor", "digits-cnn") == "digits-cnn"
 FLOORS = sorted({f"{R}/reference/{config['models'][m]['data']}.json" for m in MODELS
                  if PLAN.models[m]["data"]["name"] in PLAN.image_datasets})
@@ -49,3 +55,22 @@ def classifier_input(wildcards):
 
 def reference_input(wildcards):
     return f"{R}/reference/{config['models'][wildcards.model]['data']}.json" if image_model(wildcards.model) else []
+
+
+def table(name, subcategory, caption="table.rst"):
+    """A CSV table registered in the Snakemake report (rendered as a table), with its caption."""
+    return report(f"{R}/tables/{name}.csv", category="Tables", subcategory=subcategory,
+                  caption=f"../report/{caption}", labels={"table": name})
+
+
+EXPERIMENT_NAMES = list(config.get("experiments", {}))
+
+
+def experiment_inputs(wildcards):
+    opts = config["experiments"][wildcards.experiment] or {}  # checked by sgm_bench.plan
+    inputs = {}
+    if "model" in opts:
+        inputs["model"] = f"{W}/models/{opts['model']}/model.pt"
+    if opts.get("classifier"):
+        inputs["classifier"] = f"{W}/classifier/{opts['classifier']}.pt"
+    return inputs

@@ -21,6 +21,8 @@ rule evaluate:
     threads: THREADS
     resources:
         gpu=GPU,
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -40,5 +42,7 @@ rule likelihood:
     threads: THREADS
     resources:
         gpu=GPU,
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/likelihood.py"

@@ -1,16 +1,3 @@
-EXPERIMENT_NAMES = list(config.get("experiments", {}))
-
-
-def experiment_inputs(wildcards):
-    opts = config["experiments"][wildcards.experiment] or {}  # checked by sgm_bench.plan
-    inputs = {}
-    if "model" in opts:
-        inputs["model"] = f"{W}/models/{opts['model']}/model.pt"
-    if opts.get("classifier"):
-        inputs["classifier"] = f"{W}/classifier/{opts['classifier']}.pt"
-    return inputs
-
-
 rule experiment:
     """One course experiment (sgm_bench.experiments): a figure and its numbers."""
     input:
@@ -19,7 +6,8 @@ rule experiment:
         options=lambda wc: config["experiments"][wc.experiment],  # a changed option re-runs the experiment
     output:
         json=f"{R}/experiments/{{experiment}}.json",
-        figure=report(f"{R}/experiments/{{experiment}}.png", category="Course experiments"),
+        figure=report(f"{R}/experiments/{{experiment}}.png", category="Course experiments",
+                      caption="../report/experiment.rst"),
     log:
         f"{R}/logs/experiments/{{experiment}}.log",
     benchmark:
@@ -27,5 +15,7 @@ rule experiment:
     threads: THREADS
     resources:
         gpu=GPU,  # the guidance experiments sample on config.device
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/experiment.py"

@@ -1,6 +1,8 @@
 REPORT_TABLES = ["samplers", "likelihood", "cost", "paper"]
 GUIDED = [e for e, o in config.get("experiments", {}).items()
           if (o or {}).get("experiment", e) in ("classifier_guidance", "classifier_free_guidance")]
+KINDS = {image_model(m) for m in BENCHMARKED}
+LIKELIHOOD_CSV = [f"likelihood_{k}" for k, images in (("images", True), ("toys", False)) if images in KINDS]
 
 
 rule report:
@@ -14,13 +16,22 @@ rule report:
         floors=FLOORS,
     output:
         tables=expand(f"{R}/tables/{{t}}.md", t=REPORT_TABLES),
-        quality=report(f"{R}/figures/quality_vs_nfe.png", category="Figures"),
-        cost=report(f"{R}/figures/quality_vs_seconds.png", category="Figures"),
-        bpd=report(f"{R}/figures/likelihood.png", category="Figures"),
-        curves=report(f"{R}/figures/training_curves.png", category="Figures"),
-        guidance=[report(f"{R}/figures/guidance.png", category="Figures")] if GUIDED else [],
-        summary=report(f"{R}/summary.md", category="Tables"),
+        leaderboards=[table(f"samplers_{m}", "Leaderboards") for m in BENCHMARKED],
+        likelihood_csv=[table(t, "Likelihood") for t in LIKELIHOOD_CSV],
+        cost_csv=table("cost", "Cost"),
+        paper=[table(f"paper_{t}", "Paper tables", "paper.rst") for t in PAPER_TABLES],
+        guidance_csv=[table("guidance", "Guidance")] if GUIDED else [],
+        quality=report(f"{R}/figures/quality_vs_nfe.png", category="Figures", caption="../report/quality_vs_nfe.rst"),
+        cost=report(f"{R}/figures/quality_vs_seconds.png", category="Figures",
+                    caption="../report/quality_vs_seconds.rst"),
+        bpd=report(f"{R}/figures/likelihood.png", category="Figures", caption="../report/likelihood_fig.rst"),
+        curves=report(f"{R}/figures/training_curves.png", category="Figures", caption="../report/training_curves.rst"),
+        guidance=[report(f"{R}/figures/guidance.png", category="Figures", caption="../report/guidance.rst")]
+        if GUIDED else [],
+        summary=report(f"{R}/summary.md", category="Tables", subcategory="Summary", caption="../report/summary.rst"),
     log:
         f"{R}/logs/report.log",
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/report.py"

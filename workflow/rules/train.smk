@@ -10,6 +10,8 @@ rule classifier:
     benchmark:
         f"{R}/benchmarks/classifier/{{data}}.tsv"
     threads: THREADS
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/classifier.py"
 
@@ -29,6 +31,8 @@ rule reference:
     threads: THREADS
     resources:
         gpu=GPU,
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/reference.py"
 
@@ -49,5 +53,7 @@ rule train:
     threads: THREADS
     resources:
         gpu=GPU,
+    conda:
+        "../envs/sgm-bench.yaml"
     script:
         "../scripts/train.py"

@@ -1,22 +1,47 @@
+"""The one MLflow writer: a run per trained model (its config, checkpoint, training curve and dataset), a child run
+per (sampler variant, steps) with the seed-set mean and spread as metrics and the per-seed rows as a logged table, a
+run per course experiment."""
 import csv
 import json
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from sgm_bench.bench import grid_name, setup_job
 from sgm_bench.io import file_hash, save_json
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers import SAMPLERS
-from sgm_bench.tracking import Tracker, environment_tags, flatten, job_key
+from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key
 
 setup_job(1, snakemake.log[0])
 cfg = snakemake.config
 R = Path(cfg["results"])
 uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
-tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"))
+DESCRIPTION = (f"sgm-bench, configuration `{cfg['name']}`: one parent run per trained model, a child run per (sampler, "
+               "steps) with metrics averaged over seed sets (`fid` / `sw` with `_std`, `nfe`, `seconds_per_sample`) and "
+               "the per-seed rows in `seed_sets.json`. Compare samplers: filter `tags.kind = 'sampler' and "
+               "tags.model = '<model>'`, show columns params.variant, params.steps, metrics.nfe, metrics.fid (or sw), "
+               "metrics.fid_std. Diverged settings are FAILED runs with tags.status = 'diverged (...)'.")
+tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"), DESCRIPTION)
 plan = build_plan(cfg)
-QUALITY = ("fid", "is", "is_std", "kid", "kid_std", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
+QUALITY = ("fid", "is", "kid", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
 COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
+SETTING = ("extractor", "n_reference", "reference_hash", "reference_split", "device")
+
+
+def aggregate(rows: list) -> dict:
+    """Seed-set mean of every quality and cost number, and its std (ddof 0) as `<name>_std`."""
+    df = pd.DataFrame(rows)
+    out = {}
+    for k in QUALITY + COST:
+        if k in df and pd.api.types.is_numeric_dtype(df[k]) and df[k].notna().any():
+            out[k] = float(df[k].mean())
+            out[f"{k}_std"] = float(df[k].std(ddof=0))
+    out["seed_sets"] = len(df)
+    return out
+
+
 runs = []
 for model, mcfg in plan.models.items():
     stats = json.loads((R / "train" / model / "train_stats.json").read_text())
@@ -24,17 +49,22 @@ for model, mcfg in plan.models.items():
     with open(R / "train" / model / "train_log.csv") as f:
         curve = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
     tags = environment_tags(stats.get("device_name", ""))
-    params = {**flatten({k: v for k, v in mcfg.items()}), "config_hash": stats["config_hash"],
-              "checkpoint": f"{cfg['work']}/models/{model}/model.pt"}
+    checkpoint = Path(cfg["work"]) / "models" / model / "model.pt"
+    params = {**flatten(dict(mcfg)), "config_hash": stats["config_hash"]}
     metrics = {**{k: stats[k] for k in ("seconds", "steps_per_second", "peak_memory_mb", "parameters", "final_loss")
                   if stats.get(k) is not None},
                **{k: v for k, v in lik.items() if isinstance(v, (int, float))}}
+    data = mcfg["data"]
+    train_input = dataset_input(data["name"], stats["config_hash"] + "-" + data["name"], data["name"],
+                                int(data.get("n_train", 0)), "training")
     # keys carry the content hash of the job's output: identical results are never logged twice, new results are
-    parent, created = tracker.log_run(job_key(cfg["name"], model, file_hash(R / "train" / model / "train_stats.json")),
-                                      model, params, metrics,
-                                      {**tags, "kind": "model", "config": cfg["name"], "job": job_key(cfg["name"], model),
-                                       "likelihood_status": lik.get("status", "not run")},
-                                      artifacts=[R / "train" / model / "train_log.csv"], series={"loss": curve})
+    parent, created = tracker.log_run(
+        job_key(cfg["name"], model, file_hash(R / "train" / model / "train_stats.json")), model, params, metrics,
+        {**tags, "kind": "model", "model": model, "family": mcfg["model"]["family"], "dataset": data["name"],
+         "config": cfg["name"], "likelihood_status": lik.get("status", "not run")},
+        artifacts=[R / "train" / model / "train_log.csv", checkpoint], series={"loss": curve},
+        job=job_key(cfg["name"], model), times=(stats.get("started", 0), stats.get("finished", 0)) if "started" in stats
+        else None, datasets=[train_input], documents={"config.yaml": dict(mcfg)})
     runs.append({"model": model, "run_id": parent, "created": created})
     if model not in plan.benchmarked:
         continue
@@ -43,26 +73,35 @@ for model, mcfg in plan.models.items():
     floor = {f"floor_{k}_{q}": v[q] for k, v in (record.get("floor") or {}).items() if isinstance(v, dict)
              for q in ("mean", "p05", "p95")}
     for job in plan.jobs_of(model):
-        for row in (r for r in record["rows"] if r["variant"] == job.name):
-            key = job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"], file_hash(metrics_file))
-            p = {"sampler": job.sampler, "variant": job.name, "steps": row["steps"], "seed_set": row["seed_set"], "n": row["n"],
+        rows = [r for r in record["rows"] if r["variant"] == job.name]
+        for steps in dict.fromkeys(r["steps"] for r in rows):
+            per_seed = [r for r in rows if r["steps"] == steps]
+            first = per_seed[0]
+            key = job_key(cfg["name"], model, job.name, steps, file_hash(metrics_file))
+            p = {"sampler": job.sampler, "variant": job.name, "steps": steps if steps is not None else "adaptive",
+                 "n": first["n"], "seed_sets": len(per_seed),
                  **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
-                 **{k: row[k] for k in ("extractor", "n_reference", "reference_hash", "reference_split") if k in row}}
-            m = {**{k: row[k] for k in QUALITY + COST if isinstance(row.get(k), (int, float))}, **floor}
-            status = row.get("status", "ok")
-            rid, c = tracker.log_run(key, f"{model}/{job.name}/{row['steps']}/{row['seed_set']}", p, m,
-                                     {**tags, "kind": "sampler", "device": row.get("device", ""), "status": status,
-                                      "job": job_key(cfg["name"], model, job.name, row["steps"], row["seed_set"])},
-                                     parent=parent, artifacts=[R / "samples" / model / f"{grid_name(job.name, row['steps'])}.png"],
-                                     failed=status.startswith("diverged"))
-            runs.append({"model": model, "sampler": job.name, "steps": row["steps"], "seed_set": row["seed_set"],
-                         "run_id": rid, "created": c})
+                 **{k: first[k] for k in SETTING if k in first}}
+            statuses = sorted({r.get("status", "ok") for r in per_seed}, key=lambda s: s != "ok")
+            status = next((s for s in statuses if s.startswith("diverged")), statuses[-1])
+            ref = [dataset_input(data["name"], first["reference_hash"], data["name"], first.get("n_reference", 0),
+                                 first.get("reference_split", "train"))] if first.get("reference_hash") else []
+            rid, c = tracker.log_run(
+                key, f"{model}/{job.name}/{steps if steps is not None else 'adaptive'}", p,
+                {**aggregate(per_seed), **floor},
+                {**tags, "kind": "sampler", "model": model, "status": status, "dataset": data["name"]},
+                parent=parent, artifacts=[R / "samples" / model / f"{grid_name(job.name, steps)}.png"],
+                failed=status.startswith("diverged"), job=job_key(cfg["name"], model, job.name, steps),
+                times=(min(r.get("started", 0) for r in per_seed), max(r.get("finished", 0) for r in per_seed))
+                if "started" in first else None, datasets=ref,
+                tables={"seed_sets.json": pd.DataFrame(per_seed).drop(columns=["mode_weights"], errors="ignore")})
+            runs.append({"model": model, "sampler": job.name, "steps": steps, "run_id": rid, "created": c})
 for path in snakemake.input.experiments:
     exp = json.loads(Path(path).read_text())
-    numbers = {k.replace("[", "_").replace("]", "").replace("=", ""): v for k, v in exp.items() if isinstance(v, (int, float))}
+    numbers = {k: v for k, v in exp.items() if isinstance(v, (int, float))}
     rid, c = tracker.log_run(job_key(cfg["name"], "experiment", exp["experiment"], numbers), f"experiment/{exp['experiment']}",
                              {"experiment": exp["experiment"], "description": exp["doc"]}, numbers,
-                             {**environment_tags(), "kind": "experiment", "job": job_key(cfg["name"], "experiment", exp["experiment"])},
+                             {**environment_tags(), "kind": "experiment"}, job=job_key(cfg["name"], "experiment", exp["experiment"]),
                              artifacts=[Path(path).with_suffix(".png")])
     runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
 save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,

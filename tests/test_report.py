@@ -1,0 +1,63 @@
+"""The tables and figures a reader sees: paper tables laid out as the papers print them and filled where measured,
+the Pareto front, the mapping of configuration cells to runs."""
+import pandas as pd
+import pytest
+
+from sgm_bench.checks import load_yaml
+from sgm_bench.errors import ConfigError
+from sgm_bench.plan import build_plan, check_paper_cells
+from sgm_bench.report.build import ours_for_paper, paper_tables
+from sgm_bench.report.plots import pareto_front
+from sgm_bench.report.tables import paper_table
+
+TABLES = paper_tables()
+
+
+def _rows():
+    rows = [{"model": "m", "variant": "ddim_quadratic", "sampler": "ddim", "steps": s, "seed_set": k, "n": 10,
+             "fid": f, "status": "ok", "dataset": "digits", "n_nonfinite": 0}
+            for s, fs in ((10, (20.0, 22.0)), (50, (9.0, 9.0))) for k, f in enumerate(fs)]
+    lik = pd.DataFrame([{"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_std": 0.01, "vlb_bpd": 2.9}])
+    return pd.DataFrame(rows), lik
+
+
+def test_paper_table_keeps_the_papers_rows_and_columns_with_ours_beside_each():
+    t = TABLES["score_sde_table1"]
+    pt = paper_table(t, {(4, "PC1000"): "12.3 ± 0.4"}, "digits")
+    assert list(pt["sde"]) == [r["sde"] for r in t["rows"]] and list(pt["predictor"]) == [r["predictor"] for r in t["rows"]]
+    for c in t["columns"]:
+        assert list(pt[f"{c}: cifar10 (paper)"]) == [str(r[c]) for r in t["rows"]]
+    assert pt.loc[4, "PC1000: ours (digits)"] == "12.3 ± 0.4"
+    assert (pt.drop(index=4)["PC1000: ours (digits)"] == "not run").all()  # never a blank cell
+
+
+def test_ours_for_paper_fills_cells_from_the_variant_steps_and_likelihood():
+    rows, lik = _rows()
+    cells = [{"table": "ddim_table1", "row": 0, "column": 10, "model": "m", "sampler": "ddim_quadratic", "steps": 10},
+             {"table": "ddim_table1", "row": 0, "column": 50, "model": "m", "sampler": "ddim_quadratic", "steps": 50},
+             {"table": "ddpm_table1", "row": 1, "column": "nll_test", "model": "m", "metric": "vlb_bpd"},
+             {"table": "score_sde_table2", "row": 3, "column": "nll", "model": "m", "metric": "bpd"}]
+    ours, datasets = ours_for_paper(rows, cells, lik)
+    assert ours["ddim_table1"] == {(0, "10"): "21 ± 1", (0, "50"): "9"}  # mean ± std over seed sets
+    assert ours["ddpm_table1"] == {(1, "nll_test"): "≤ 2.9"} and ours["score_sde_table2"] == {(3, "nll"): "2.5 ± 0.01"}
+    assert datasets == {"ddim_table1": "digits", "ddpm_table1": "digits", "score_sde_table2": "digits"}
+    pt = paper_table(TABLES["ddim_table1"], ours["ddim_table1"], "digits")
+    assert pt.loc[0, "10: ours (digits)"] == "21 ± 1" and pt.loc[0, "10: cifar10 (paper)"] == "13.36"
+
+
+def test_default_paper_cells_name_runs_of_the_configuration_and_a_bad_one_is_refused():
+    cfg = load_yaml("config/config.yaml")
+    plan = build_plan(cfg)
+    check_paper_cells(cfg, plan, TABLES)
+    assert len(cfg["paper_cells"]) >= 5
+    for bad, why in (({"sampler": "ddim_quadratics"}, "runs no sampler"), ({"steps": 20}, "runs steps"),
+                     ({"row": 9}, "has rows"), ({"model": "nope"}, "not an evaluated model")):
+        cell = {"table": "ddim_table1", "row": 0, "column": 10, "model": "ddpm-digits", "sampler": "ddim_quadratic",
+                "steps": 10, **bad}
+        with pytest.raises(ConfigError, match=why):
+            check_paper_cells({"paper_cells": [cell]}, plan, TABLES)
+
+
+def test_pareto_front_keeps_only_settings_nothing_beats_on_both_axes():
+    x, y = [1, 2, 3, 4, 5], [10, 12, 5, 6, 1]
+    assert pareto_front(x, y) == [0, 2, 4]
