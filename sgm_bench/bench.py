@@ -147,8 +147,10 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     return out
 
 
-def setup_job(threads: int, log_path=None) -> None:
-    """Per-job settings for workflow jobs: torch threads = the job's cores; warnings and progress go to its log."""
+def setup_job(threads: int, log_path=None, job=None) -> None:
+    """Per-job settings for workflow jobs: torch threads = the job's cores; warnings and progress go to its log, which
+    opens with what the job is (rule, wildcards, threads, its settings) and closes with its wall-clock."""
+    import atexit
     import sys
     from pathlib import Path
 
@@ -156,3 +158,11 @@ def setup_job(threads: int, log_path=None) -> None:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    if job is not None:
+        start = time.time()
+        wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items())
+        print(f"sgm-bench: {time.strftime('%Y-%m-%d %H:%M:%S')} rule {job.rule} ({wildcards or 'no wildcards'}), "
+              f"{threads} thread(s), torch {torch.__version__}", file=sys.stderr)
+        for name, value in (job.params.items() if hasattr(job, "params") else []):
+            print(f"sgm-bench: {name} {value}", file=sys.stderr)
+        atexit.register(lambda: print(f"sgm-bench: done in {time.time() - start:.1f} s", file=sys.stderr))

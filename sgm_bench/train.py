@@ -275,6 +275,10 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             if self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps:
                 self.save()
+                if not self.tc.progress:  # a workflow job's log: one line per checkpoint instead of a bar
+                    rate = (self.step - first) / max(time.perf_counter() - start, 1e-9)
+                    print(f"sgm-bench: step {self.step}/{self.tc.steps}, loss {loss:.4g}, grad norm {gnorm:.3g}, "
+                          f"{rate:.1f} steps/s, checkpoint saved", file=sys.stderr)
             if on_step is not None:
                 on_step(self.step)
         bar.close()

@@ -128,6 +128,10 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     res = tmp_path / "results" / "smoke"
     cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     plan = build_plan(cfg)
+    logs = sorted((res / "logs").rglob("*.log"))
+    assert logs and all("sgm-bench: done in" in f.read_text() for f in logs), [f for f in logs if not f.read_text()]
+    assert "checkpoint saved" in (res / "logs" / "train" / "vp-mixture2d.log").read_text()
+    assert "seed set 1: NFE" in (res / "logs" / "evaluate" / "vp-mixture2d.log").read_text()
     for t in ("samplers", "likelihood", "cost", "paper"):
         assert (res / "tables" / f"{t}.md").stat().st_size > 0
     for f in ("quality_vs_nfe", "quality_vs_seconds", "likelihood", "training_curves"):

@@ -12,7 +12,7 @@ from sgm_bench.plan import build_plan
 from sgm_bench.report.plots import sample_grid
 from sgm_bench.train import load_model, pick_device
 
-setup_job(snakemake.threads, snakemake.log[0])
+setup_job(snakemake.threads, snakemake.log[0], snakemake)
 cfg, name = snakemake.config, snakemake.wildcards.model
 plan = build_plan(cfg)
 jobs = [j for j in plan.jobs if j.model == name]

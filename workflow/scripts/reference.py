@@ -8,7 +8,7 @@ from sgm_bench.experiment import load_dataset
 from sgm_bench.io import save_json
 from sgm_bench.metrics.fidelity import fidelity_metrics
 
-setup_job(snakemake.threads, snakemake.log[0])
+setup_job(snakemake.threads, snakemake.log[0], snakemake)
 cfg, ev = snakemake.config, snakemake.config["evaluation"]
 data = load_dataset(cfg["datasets"][snakemake.wildcards.data])
 weights = snakemake.input.get("classifier") or ev.get("inception_weights")

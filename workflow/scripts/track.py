@@ -4,6 +4,7 @@ run per course experiment."""
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ from sgm_bench.plan import build_plan
 from sgm_bench.samplers import SAMPLERS
 from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key
 
-setup_job(1, snakemake.log[0])
+setup_job(1, snakemake.log[0], snakemake)
 cfg = snakemake.config
 R = Path(cfg["results"])
 uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
@@ -106,3 +107,5 @@ for path in snakemake.input.experiments:
     runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
 save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
            "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()}, snakemake.output[0])
+print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
+      f"{cfg['mlflow']['experiment']}", file=sys.stderr)

@@ -6,7 +6,7 @@ from sgm_bench.io import copy_file
 from sgm_bench.plan import build_plan
 from sgm_bench.train import Trainer
 
-setup_job(snakemake.threads, snakemake.log[0])
+setup_job(snakemake.threads, snakemake.log[0], snakemake)
 cfg = build_plan(snakemake.config).models[snakemake.wildcards.model]
 cfg["train"] = {**cfg["train"], "device": snakemake.config.get("device", "cpu"), "progress": False}
 run = Path(snakemake.params.run_dir)
