@@ -64,6 +64,10 @@ def cmd_sample(args):
     if args.n <= 0 or args.batch_size <= 0:
         raise ConfigError(f"--n and --batch-size must be positive, got {args.n} and {args.batch_size}")
     writable(args.out)
+    if args.grid:
+        if Path(args.grid).suffix != ".png":
+            raise ConfigError(f"--grid writes a PNG: give a path ending in .png, not {args.grid}")
+        writable(args.grid)
     from .train import pick_device
 
     pick_device(args.device)
@@ -78,7 +82,23 @@ def cmd_sample(args):
               "seconds": r.seconds, "n": args.n, "seed": args.seed, "options": options}
     save_torch(r.x, args.out)
     save_json(record, Path(args.out).with_suffix(".json"))
+    if args.grid:
+        write_grid(args.model, r.x, args.grid, f"{args.sampler}, steps {args.steps or 'default'}, NFE {r.nfe:g}")
     print(json.dumps(record))
+
+
+def write_grid(model_path, x, path, title: str) -> None:
+    """An 8x8 grid (images, in the data's own levels) or a scatter (toys) of the finite samples, as a PNG."""
+    from .experiment import load_dataset
+    from .metrics.toy import finite_only
+    from .report.plots import sample_grid
+    from .train import load_checkpoint
+
+    data_cfg = json.loads(load_checkpoint(Path(model_path), mmap=True)["config"])["data"]
+    images = load_dataset(data_cfg).images
+    kept, bad = finite_only(x.cpu())
+    sample_grid(kept, Path(path).with_suffix(""), title + (f" ({bad} non-finite not shown)" if bad else ""), images,
+                formats=("png",))
 
 
 def cmd_quick(args):
@@ -132,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="sampler option, e.g. snr=0.16")
     s.add_argument("--out", required=True)
+    s.add_argument("--grid", metavar="FILE.png", help="also write the samples as an 8x8 image grid / scatter PNG")
     s.set_defaults(fn=cmd_sample)
     q = sub.add_parser("quick", help="a quick training run on the 2-D mixture with four samplers")
     q.add_argument("--run-dir", default="work/quick", help="where the run goes (git ignores work/)")

@@ -120,6 +120,23 @@ class Tracker:
             self.supersede(job, key)
         return rid, True
 
+    def relocatable(self, artifact_location: str | None) -> int:
+        """Store the experiment's and its runs' artifact locations relative to the working directory (as the SQLite
+        store's own path is), so that the results folder can be moved or copied and `mlflow ui` started beside it
+        still finds every artifact. MLflow's API always stores absolute file URIs; this rewrites the two columns of
+        the SQLite store that hold them. Returns how many runs were rewritten (0 for other stores)."""
+        uri = self.client.tracking_uri
+        if not (artifact_location and uri.startswith("sqlite:///")) or Path(artifact_location).is_absolute():
+            return 0
+        import sqlite3
+
+        absolute, relative = Path(artifact_location).resolve().as_uri(), Path(artifact_location).as_posix()
+        with contextlib.closing(sqlite3.connect(uri[len("sqlite:///"):])) as db, db:
+            db.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?) "
+                       "WHERE experiment_id = ?", (absolute, relative, int(self.exp_id)))
+            return db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?) WHERE experiment_id = ?",
+                              (absolute, relative, int(self.exp_id))).rowcount
+
     def count(self) -> int:
         return len(self.client.search_runs([self.exp_id], max_results=50000))
 

@@ -155,6 +155,7 @@ def trained_file(tmp_path_factory):
     (["--device", "cuda", "--sampler", "pc"], "no CUDA GPU"),
     (["--sampler", "pc", "--out", "/proc/sgm-bench/x.pt"], "cannot write"),
     (["--sampler", "heun9"], "unknown sampler|heun9"),
+    (["--sampler", "pc", "--grid", "samples.jpg"], "ending in .png"),
 ])
 def test_cli_sample_refuses_bad_arguments_with_one_line(trained_file, tmp_path, capsys, args, pattern):
     argv = ["sample", str(trained_file), "--out", str(tmp_path / "x.pt"), *args]
@@ -164,6 +165,13 @@ def test_cli_sample_refuses_bad_arguments_with_one_line(trained_file, tmp_path, 
     import re
 
     assert re.search(pattern, err), err
+
+
+def test_cli_sample_writes_a_png_grid(trained_file, tmp_path):
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(trained_file), "--sampler", "euler_maruyama", "--steps", "5", "--n", "32",
+                 "--out", str(tmp_path / "x.pt"), "--grid", str(grid)]) == 0
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and grid.stat().st_size > 2000
 
 
 def test_cli_train_refuses_a_file_as_run_dir_and_a_misspelled_loss_option(tmp_path, capsys):
@@ -287,3 +295,28 @@ def test_a_pickle_as_inception_weights_or_cached_statistics_is_never_executed(tm
     with pytest.raises(DataMissingError, match="not a plain tensor file"):
         fidelity_metrics(imgs, imgs, extractor=INCEPTION, weights_path=random_bytes, cache_root=tmp_path / "c",
                          kid_subset_size=4)
+
+
+def test_mlflow_artifacts_survive_moving_the_results_folder(tmp_path, monkeypatch):
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from sgm_bench.tracking import Tracker
+
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    Path("grid.png").write_bytes(b"png")
+    t = Tracker("sqlite:///results/mlflow.db", "e", "results/mlartifacts")
+    rid, _ = t.log_run("k", "m/pc/10", {}, {"fid": 1.0}, {}, artifacts=["grid.png"])
+    assert t.relocatable("results/mlartifacts") == 1
+    shutil.move(str(tmp_path / "a" / "results"), str(tmp_path / "b"))  # the results folder moves elsewhere
+    (tmp_path / "c").mkdir()
+    shutil.move(str(tmp_path / "b"), str(tmp_path / "c" / "results"))
+    monkeypatch.chdir(tmp_path / "c")
+    client = MlflowClient("sqlite:///results/mlflow.db")
+    assert client.get_run(rid).info.artifact_uri.startswith("results/mlartifacts")
+    got = client.download_artifacts(rid, "grid.png", str(tmp_path))
+    assert Path(got).read_bytes() == b"png"
+    # new runs (a later track job, a new process) are placed under the experiment's now relative location
+    assert client.get_experiment_by_name("e").artifact_location == "results/mlartifacts"

@@ -6,6 +6,7 @@ rule track:
         metrics=expand(f"{R}/metrics/{{model}}/samplers.json", model=BENCHMARKED),
         likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=BENCHMARKED),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
+        floors=FLOORS,
     output:
         f"{R}/mlflow_runs.json",
     log:

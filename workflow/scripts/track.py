@@ -71,8 +71,9 @@ for model, mcfg in plan.models.items():
         continue
     metrics_file = R / "metrics" / model / "samplers.json"
     record = json.loads(metrics_file.read_text())
-    floor = {f"floor_{k}_{q}": v[q] for k, v in (record.get("floor") or {}).items() if isinstance(v, dict)
-             for q in ("mean", "p05", "p95")}
+    ref_file = R / "reference" / f"{cfg['models'][model]['data']}.json"  # images: the held-out floor
+    floors = record.get("floor") or (json.loads(ref_file.read_text())["floor"] if ref_file.exists() else {})
+    floor = {f"floor_{k}_{q}": v[q] for k, v in floors.items() if isinstance(v, dict) for q in ("mean", "p05", "p95")}
     for job in plan.jobs_of(model):
         rows = [r for r in record["rows"] if r["variant"] == job.name]
         for steps in dict.fromkeys(r["steps"] for r in rows):
@@ -105,6 +106,7 @@ for path in snakemake.input.experiments:
                              {**environment_tags(), "kind": "experiment"}, job=job_key(cfg["name"], "experiment", exp["experiment"]),
                              artifacts=[Path(path).with_suffix(".png")])
     runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
+tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's: the folder can move
 save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
            "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()}, snakemake.output[0])
 print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
