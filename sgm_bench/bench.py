@@ -10,6 +10,7 @@ import time
 import torch
 
 from . import samplers
+from .errors import SolverError
 from .experiment import Dataset
 from .likelihood import ddpm_vlb, dequantized_bpd, ode_nll
 from .metrics import mmd_rbf, sliced_wasserstein
@@ -130,9 +131,12 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     out = {"n_examples": n, "status": "ok"}
     if data.images is not None:
         x_int = data.images.test[:n]
-        mean, std, nfe = dequantized_bpd(model.score_fn(), model.sde, data.images, x_int,
-                                         repeats=int(lik.get("repeats", 5)), **kw)
-        out.update(bpd=mean, bpd_std=std, bpd_nfe=nfe, bpd_repeats=int(lik.get("repeats", 5)))
+        try:
+            mean, std, nfe = dequantized_bpd(model.score_fn(), model.sde, data.images, x_int,
+                                             repeats=int(lik.get("repeats", 5)), **kw)
+            out.update(bpd=mean, bpd_std=std, bpd_nfe=nfe, bpd_repeats=int(lik.get("repeats", 5)))
+        except SolverError as e:  # the model's probability-flow ODE is too stiff to integrate: say so in its cell
+            out.update(status="diverged", note=f"the probability-flow ODE could not be integrated ({e})")
         if model.family.name == "ddpm":
             y = data.images.to_model(x_int).to(device)
             vlb = ddpm_vlb(model.score_fn(), model.sde, y, levels=data.images.levels, scale=data.images.scale)
@@ -140,8 +144,11 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
         return out
     x = data.test[:n].to(device)
     kw.pop("device")
-    res = ode_nll(model.score_fn(), model.sde, x, **kw)
-    out.update(nll=float(res.nll.mean()), nll_std=float(res.nll.std()), nll_nfe=res.nfe)
+    try:
+        res = ode_nll(model.score_fn(), model.sde, x, **kw)
+        out.update(nll=float(res.nll.mean()), nll_std=float(res.nll.std()), nll_nfe=res.nfe)
+    except SolverError as e:
+        out.update(status="diverged", note=f"the probability-flow ODE could not be integrated ({e})")
     if getattr(data.toy, "has_density", False):
         out["true_nll"] = float(-data.toy.log_prob(data.test[:n]).mean())
     return out

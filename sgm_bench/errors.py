@@ -19,3 +19,7 @@ class CheckpointError(SgmBenchError):
 
 class NonFiniteLossError(SgmBenchError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
+
+
+class SolverError(SgmBenchError, RuntimeError):
+    """An ODE solve could not finish (step size underflow, a non-finite state): its cell is labelled, not blank."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .chain import step_time
-from .errors import ConfigError
+from .errors import ConfigError, SolverError
 from .registry import Registry
 from .samplers.base import NoiseSource, vec
 from .samplers.ode import pf_drift
@@ -81,7 +81,7 @@ def _solve_rk45(fn, x, t0, t1, rtol, atol):
 
     sol = solve_ivp(f, (t0, t1), y0, rtol=rtol, atol=atol, method="RK45")
     if not sol.success:
-        raise RuntimeError(f"RK45 failed: {sol.message}")
+        raise SolverError(f"RK45 failed at t = {sol.t[-1]:.4g}: {sol.message}")
     y = torch.as_tensor(sol.y[:, -1], device=device)
     return y[:-B].to(dtype).reshape(shape), y[-B:]
 

@@ -96,3 +96,26 @@ def test_ddpm_vlb_is_never_below_the_true_nll():
     assert float(broken.mean()) > float(vlb.mean()) + 0.05  # the bound sees a wrong model
     with pytest.raises(ConfigError, match="VP"):
         ddpm_vlb(exact_discrete_score, build_sde("ve"), x0)
+
+
+def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeypatch):
+    """The protocol run's mu-parameterized DDPM: RK45's step size underflowed and the job died, taking the report
+    with it. The solve raises SolverError; the likelihood job records `diverged` with the reason, and the table says so."""
+    import pandas as pd
+
+    from sgm_bench import bench
+    from sgm_bench.errors import SolverError
+    from sgm_bench.experiment import load_dataset
+    from sgm_bench.models import build_model
+    from sgm_bench.report.tables import likelihood_table
+
+    sde = build_sde("vp")
+    with pytest.raises(SolverError, match="RK45 failed"):
+        ode_nll(lambda x, t: 1e300 * x ** 3, sde, torch.randn(4, 2, dtype=torch.float64))
+    data = load_dataset({"name": "mixture2d", "n_train": 100, "n_test": 20})
+    model = build_model("vp", (2,), {"name": "mlp", "hidden": 8, "depth": 1})
+    monkeypatch.setattr(model, "score_fn", lambda y=None: (lambda x, t: 1e30 * x ** 3))
+    out = bench.evaluate_likelihood(model, data, {"n_examples": 4}, torch.device("cpu"))
+    assert out["status"] == "diverged" and "could not be integrated" in out["note"] and "nll" not in out
+    cell = likelihood_table(pd.DataFrame([{"model": "m", **out}])).iloc[0, 0]
+    assert cell.startswith("diverged: the probability-flow ODE could not be integrated")

@@ -55,7 +55,14 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
         metric = c.get("metric", "fid")
         if metric in LIKELIHOOD_METRICS:
             hit = lik[lik["model"] == c["model"]] if "model" in lik else lik.iloc[:0]
-            if not len(hit) or metric not in hit or hit[metric].isna().all():
+            if not len(hit):
+                continue
+            if metric not in hit or hit[metric].isna().all():
+                status = str(hit["status"].iloc[0]) if "status" in hit else "ok"
+                if status in ("ok", "nan"):
+                    continue
+                out.setdefault(c["table"], {})[(int(c["row"]), str(c["column"]))] = f"{status} (see the likelihood table)"
+                datasets.setdefault(c["table"], set()).add(hit["dataset"].iloc[0])
                 continue
             std = LIKELIHOOD_METRICS[metric]
             v, sd = float(hit[metric].iloc[0]), float(hit[std].iloc[0]) if std and std in hit else 0.0

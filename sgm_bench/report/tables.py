@@ -93,10 +93,13 @@ def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
     if "vlb_bpd" in present:  # DDPM's bound exists for the DDPM chain only
         t["vlb_bpd"] = [v if isinstance(v, str) else "n/a: DDPM models only" for v in t["vlb_bpd"]]
     if "status" in lik:
-        na = lik.set_index("model")["status"].fillna("ok") != "ok"
-        for m in na[na].index:
+        status = lik.set_index("model")["status"].fillna("ok")
+        for m in status[status != "ok"].index:
+            keep = t.loc[m, "vlb_bpd"] if status[m] == "diverged" and "vlb_bpd" in t else None  # the bound stands
             t.loc[m] = ""
-            t.loc[m, t.columns[0]] = "not applicable: " + str(lik.set_index("model").loc[m, "note"])
+            t.loc[m, t.columns[0]] = f"{status[m]}: " + str(lik.set_index("model").loc[m, "note"])
+            if keep is not None:
+                t.loc[m, "vlb_bpd"] = keep
     return t.rename(columns=cols)
 
 
