@@ -1,7 +1,7 @@
 """Comparison tables as CSV, Markdown and LaTeX, the papers' published numbers beside ours."""
 from __future__ import annotations
 
-import re
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -13,13 +13,21 @@ def markdown(df: pd.DataFrame) -> str:
 
 
 def write_table(df: pd.DataFrame, stem, caption: str = "") -> list[Path]:
-    """stem.csv, stem.md, stem.tex."""
+    """stem.csv, stem.md, stem.tex and stem.html (the page the Snakemake report shows)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(stem.with_suffix(".csv"), index=True)
     stem.with_suffix(".md").write_text((f"{caption}\n\n" if caption else "") + markdown(df) + "\n")
     stem.with_suffix(".tex").write_text(df.to_latex(escape=True, caption=caption or None))
-    return [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
+    html = df.reset_index().to_html(index=False, border=0, classes="sgm") if df.index.name or any(df.index.names) \
+        else df.to_html(index=False, border=0, classes="sgm")
+    stem.with_suffix(".html").write_text(f"<!doctype html><meta charset='utf-8'><style>{TABLE_CSS}</style>"
+                                         f"<p>{escape(caption)}</p>{html}\n")
+    return [stem.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]
+
+
+TABLE_CSS = ("body{font:13px sans-serif;margin:12px} table.sgm{border-collapse:collapse} .sgm th,.sgm td{padding:3px 8px;"
+             "border-bottom:1px solid #ddd;text-align:left} .sgm th{background:#f3f3f3}")
 
 
 def fmt(v: float) -> str:

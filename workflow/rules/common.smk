@@ -58,8 +58,9 @@ def reference_input(wildcards):
 
 
 def table(name, subcategory, caption="table.rst"):
-    """A CSV table registered in the Snakemake report (rendered as a table), with its caption."""
-    return report(f"{R}/tables/{name}.csv", category="Tables", subcategory=subcategory,
+    """A table registered in the Snakemake report as its HTML page (shown as a table), with its caption; the CSV,
+    Markdown and LaTeX versions lie beside it."""
+    return report(f"{R}/tables/{name}.html", category="Tables", subcategory=subcategory,
                   caption=f"../report/{caption}", labels={"table": name})
 
 
