@@ -17,10 +17,20 @@ from ..samplers import names  # noqa: E402
 
 @functools.cache
 def palette() -> dict:
-    """One colour per sampler, the same in every figure."""
+    """One colour per sampler, the same in every figure: tab10's ten distinct hues, then tab20's light shades (tab20
+    in order puts each dark shade beside its own light one, which a reader cannot tell apart)."""
     import seaborn as sns
 
-    return dict(zip(names(), sns.color_palette("tab20", len(names()))))
+    tab20 = sns.color_palette("tab20", 20)
+    return dict(zip(names(), tab20[0::2] + tab20[1::2]))
+
+
+MARKERS = "os^Dv<>PXph*8"
+
+
+def marker(sampler: str) -> str:
+    """One marker per sampler, so that colours are not the only cue (print, colour-blind readers)."""
+    return MARKERS[names().index(sampler) % len(MARKERS)] if sampler in names() else "o"
 
 
 def save(fig, stem, formats=("png", "pdf")) -> list[Path]:
@@ -82,7 +92,8 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
         ok = g[~g["diverged"]]
         for variant, v in ok.groupby("variant", sort=False):
             a = v.groupby(v["steps"].fillna(-1)).agg(x=(x, "mean"), y=("quality", "mean"), e=("quality", "std")).sort_values("x")
-            ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker="o", ms=3, lw=1, capsize=2, label=variant,
+            ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker=marker(v["sampler"].iloc[0]), ms=4, lw=1,
+                        capsize=2, label=variant,
                         color=colours.get(v["sampler"].iloc[0]), ls="-" if variant == v["sampler"].iloc[0] else "--")
         if pareto and len(ok):
             pts = ok.groupby(["variant", ok["steps"].fillna(-1)]).agg(x=(x, "mean"), y=("quality", "mean")).dropna()
