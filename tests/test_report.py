@@ -61,3 +61,16 @@ def test_default_paper_cells_name_runs_of_the_configuration_and_a_bad_one_is_ref
 def test_pareto_front_keeps_only_settings_nothing_beats_on_both_axes():
     x, y = [1, 2, 3, 4, 5], [10, 12, 5, 6, 1]
     assert pareto_front(x, y) == [0, 2, 4]
+
+
+def test_cost_table_shows_peak_memory_only_where_it_measures_the_sampler():
+    from sgm_bench.report.tables import cost_table
+
+    rows = pd.DataFrame([{"model": "m", "variant": "pc", "steps": 10, "nfe": 20, "seconds_per_sample": 0.00093926,
+                          "peak_memory_mb": 884.875, "device": "cpu (x86_64)"},
+                         {"model": "m", "variant": "ode", "steps": float("nan"), "nfe": 65.5,
+                          "seconds_per_sample": 0.0117, "peak_memory_mb": 1234.5, "device": "cuda (H100)"}])
+    t = cost_table(rows)
+    assert list(t["peak GPU memory (MB)"]) == ["n/a on CPU (no per-sampler measure)", "1234"]
+    assert list(t["s / sample"]) == ["0.000939", "0.0117"] and list(t["NFE (mean)"]) == ["20", "65.5"]
+    assert list(t.index.get_level_values("steps")) == ["10", "adaptive"]

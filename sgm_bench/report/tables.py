@@ -83,12 +83,17 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
 
 
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """NFE, seconds per sample, peak memory and device per (model, sampler or variant, steps); an adaptive solver's
-    steps say so. Peak memory is the GPU's on CUDA, the whole process's resident set on the CPU."""
+    """NFE, seconds per sample, peak memory and device per (model, sampler or variant, steps), formatted for reading;
+    an adaptive solver's steps say so. Peak memory is shown where it measures the sampler (the GPU's peak, reset before
+    each run); on the CPU the process's resident set would measure the whole job, so the cell says so instead."""
     r = rows.assign(steps=rows["steps"].map(lambda s: "adaptive" if s != s or s is None else str(int(s))))
     g = r.groupby(["model", "variant", "steps"], sort=False)
     out = g.agg({"nfe": "mean", "seconds_per_sample": "mean", "peak_memory_mb": "max", "device": "first"})
-    return out.rename(columns={"peak_memory_mb": "peak memory (MB; CPU: process RSS)"})
+    cuda = out["device"].astype(str).str.startswith("cuda")
+    out["peak_memory_mb"] = [fmt(m) if c else "n/a on CPU (no per-sampler measure)" for m, c in zip(out["peak_memory_mb"], cuda)]
+    out["nfe"] = out["nfe"].map(lambda v: fmt(v) if v == v else "")
+    out["seconds_per_sample"] = out["seconds_per_sample"].map(lambda v: f"{v:.3g}")
+    return out.rename(columns={"nfe": "NFE (mean)", "seconds_per_sample": "s / sample", "peak_memory_mb": "peak GPU memory (MB)"})
 
 
 def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
