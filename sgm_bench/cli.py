@@ -48,11 +48,10 @@ def writable(path) -> Path:
 
 
 def cmd_train(args):
-    from .experiment import load_dataset
-    from .train import Trainer
+    from .train import train
 
     cfg = apply_sets(load_config(args.config), args.set)
-    stats = Trainer(cfg, load_dataset(cfg.get("data", {})), args.run_dir).run()
+    stats = train(cfg, args.run_dir)  # --set train.processes=K: K data-parallel processes
     print(json.dumps({k: stats[k] for k in ("steps", "resumed_from", "seconds", "steps_per_second", "final_loss")}))
 
 

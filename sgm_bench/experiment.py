@@ -122,7 +122,7 @@ def config_hash(cfg: dict) -> str:
     """Content hash of the parts of a configuration that change the trained weights."""
     keep = {k: cfg.get(k) for k in ("data", "model", "loss", "train")}
     keep["train"] = {k: v for k, v in (keep["train"] or {}).items()  # lr: a resumed run may lower it (train.py)
-                     if k not in ("steps", "ckpt_every", "log_every", "device", "progress", "lr")}
+                     if k not in ("steps", "ckpt_every", "log_every", "device", "progress", "lr", "processes")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -1,6 +1,8 @@
 """Training objectives: denoising score matching (continuous, SMLD), DDPM's L_simple / L_vlb, sliced and exact SM."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from .errors import ConfigError
@@ -10,6 +12,45 @@ from .sde import bcast
 from .vlb import mu_from_eps, vlb_terms
 
 LOSSES = Registry("loss")
+
+
+_ROWS: tuple[int, int] | None = None  # (first row, global batch size) while a process trains its rows of a batch
+
+
+@contextmanager
+def global_batch(rows: slice, total: int):
+    """Inside, x holds rows `rows` of a global batch of `total`: every random draw below is made for the whole batch
+    and cut to these rows, so processes that share the RNG state draw exactly what one process with the whole batch
+    draws (data-parallel training equal to the one-process run)."""
+    global _ROWS
+    before, _ROWS = _ROWS, (rows.start, total)
+    try:
+        yield
+    finally:
+        _ROWS = before
+
+
+def _draw(make, x):
+    """make(n) for n = the global batch size, this process's rows of it."""
+    if _ROWS is None:
+        return make(len(x))
+    first, total = _ROWS
+    return make(total)[first: first + len(x)]
+
+
+def uniform(x):
+    """U[0, 1) per row."""
+    return _draw(lambda n: torch.rand(n, device=x.device), x)
+
+
+def normal_like(x):
+    """N(0, I) of x's shape."""
+    return _draw(lambda n: torch.randn((n, *x.shape[1:]), device=x.device, dtype=x.dtype), x)
+
+
+def level(x, n_levels: int):
+    """A uniform noise-level index per row."""
+    return _draw(lambda n: torch.randint(0, n_levels, (n,), device=x.device), x)
 
 
 def _reduce(v: torch.Tensor, reduce_mean: bool) -> torch.Tensor:
@@ -24,8 +65,8 @@ def dsm_loss(model: ScoreModel, x, y=None, eps: float = 1e-5, weighting: str = "
     weighting 'sigma2': lambda = s_t^2 (default); 'likelihood': lambda = g(t)^2 (Song et al. 2021b, eq. 11).
     """
     sde = model.sde
-    t = torch.rand(len(x), device=x.device) * (sde.T - eps) + eps
-    z = torch.randn_like(x)
+    t = uniform(x) * (sde.T - eps) + eps
+    z = normal_like(x)
     mean, std = sde.marginal_prob(x, t)
     xt = mean + bcast(std, x) * z
     score = model.score(xt, t, y)
@@ -43,10 +84,10 @@ def dsm_loss(model: ScoreModel, x, y=None, eps: float = 1e-5, weighting: str = "
 def smld_loss(model: ScoreModel, x, y=None, reduce_mean: bool = False):
     """NCSN: 1/2 E_i sigma_i^2 E ||s(x~, sigma_i) + (x~ - x) / sigma_i^2||^2, i ~ U{1..L} (Song & Ermon 2019, eq. 6)."""
     sde = model.sde
-    i = torch.randint(0, sde.N, (len(x),), device=x.device)
+    i = level(x, sde.N)
     t = i.float() / (sde.N - 1)
     sigma = sde.discrete_sigmas.to(x.device)[i]
-    z = torch.randn_like(x)
+    z = normal_like(x)
     score = model.score(x + bcast(sigma, x) * z, t, y)
     return 0.5 * _reduce((score * bcast(sigma, x) + z) ** 2, reduce_mean).mean()
 
@@ -59,10 +100,10 @@ def ddpm_loss(model: ScoreModel, x, y=None, objective: str = "simple", variance:
     With param 'mu' the network predicts mu-tilde directly and L_simple becomes ||mu-tilde - mu_theta||^2 (Table 2).
     """
     sched, N = model.sde.schedule, model.sde.N
-    i = torch.randint(0, N, (len(x),), device=x.device)
+    i = level(x, N)
     t = i.float() / (N - 1)
     ab = bcast(sched.alphas_cumprod.to(x.device)[i], x)
-    eps = torch.randn_like(x)
+    eps = normal_like(x)
     xt = ab.sqrt() * x + (1 - ab).sqrt() * eps
     out = model(xt, t, y)
     if model.param == "eps":
@@ -82,7 +123,7 @@ def ddpm_loss(model: ScoreModel, x, y=None, objective: str = "simple", variance:
 
 
 def _score_and_input(model: ScoreModel, x, y, noise_std: float):
-    x = (x + noise_std * torch.randn_like(x)) if noise_std > 0 else x
+    x = (x + noise_std * normal_like(x)) if noise_std > 0 else x
     x = x.detach().requires_grad_(True)
     return x, model.score(x, torch.zeros(len(x), device=x.device), y)
 
@@ -93,7 +134,7 @@ def ssm_terms(model: ScoreModel, x, y=None, noise_std: float = 0.0, projection: 
     x, s = _score_and_input(model, x, y, noise_std)
     total = 0.0
     for _ in range(n_particles):
-        v = torch.randn_like(x)
+        v = normal_like(x)
         if projection == "rademacher":
             v = v.sign()
         elif projection != "gaussian":
@@ -124,7 +165,7 @@ def dsm_single_terms(model: ScoreModel, x, y=None, noise_std: float = 0.1) -> to
     """DSM at one noise level: 1/2 E ||s(x~) + (x~ - x) / sigma^2||^2 (Vincent 2011)."""
     if noise_std <= 0:
         raise ConfigError("denoising score matching needs loss.noise_std > 0; use 'esm' or 'ssm' for noise-free data")
-    z = torch.randn_like(x)
+    z = normal_like(x)
     s = model.score(x + noise_std * z, torch.zeros(len(x), device=x.device), y)
     return 0.5 * (s + z / noise_std).flatten(1).pow(2).sum(1)
 

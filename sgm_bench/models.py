@@ -1,6 +1,7 @@
 """The model families: which process, parameterization, noise label, loss and default sampler each one uses."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -92,6 +93,12 @@ class ScoreModel(nn.Module):
         ab = s.alphas_cumprod.to(t.device)[i]
         return NoiseLevel(ab.sqrt(), (1 - ab).sqrt(), s.posterior_mean_coef1.to(t.device)[i],
                           s.posterior_mean_coef2.to(t.device)[i])
+
+    def with_net(self, net: nn.Module) -> "ScoreModel":
+        """The same model over another module holding the same weights (a DistributedDataParallel wrapper)."""
+        other = copy.copy(self)
+        other._modules = {**self._modules, "net": net}
+        return other
 
     def forward(self, x, t, y=None):
         """Raw network output under `self.param`."""

@@ -14,11 +14,12 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checks import check_numbers
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
-from .experiment import Dataset, config_hash, loss_options, model_from_spec, model_spec
+from .experiment import Dataset, config_hash, load_dataset, loss_options, model_from_spec, model_spec
 from .io import save_json, save_torch, save_text
-from .losses import LOSSES
+from .losses import LOSSES, global_batch
 from .models import FAMILIES, ScoreModel
 
 CKPT_FORMAT = 1
@@ -40,6 +41,7 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = False
     label_dropout: float = 0.0  # classifier-free guidance: p of replacing y by the null label
+    processes: int = 1  # data-parallel processes (one per GPU; gloo on CPU); the global batch stays batch_size
     progress: bool = True
 
     @classmethod
@@ -50,7 +52,7 @@ class TrainConfig:
         numeric = {k: f.default for k, f in cls.__dataclass_fields__.items()} | {"lr": 1.0}
         check_numbers(d, numeric, "train")
         cfg = cls(**d)
-        for k in ("steps", "batch_size", "ckpt_every"):
+        for k in ("steps", "batch_size", "ckpt_every", "processes"):
             if getattr(cfg, k) <= 0:
                 raise ConfigError(f"train.{k} must be positive, got {getattr(cfg, k)}")
         return cfg
@@ -93,6 +95,22 @@ def device_name(device: torch.device) -> str:
     import platform
 
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
+
+
+class OwnStream(torch.nn.Module):
+    """Runs the network on this process's own RNG stream (seed, rank, call), leaving the shared stream as it was: the
+    loss's draws stay those of the one-process run, and dropout masks differ between processes as between rows."""
+
+    def __init__(self, net: torch.nn.Module, seed: int, rank: int):
+        super().__init__()
+        self.net, self.seed, self.rank, self.calls = net, seed, rank, 0
+
+    def forward(self, *args):
+        self.calls += 1
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(hash((self.seed, self.rank, self.calls)) % 2**62)
+            return self.net(*args)
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -141,13 +159,16 @@ class Trainer:
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ConfigError(f"run directory {self.run_dir} is a file; name a directory")
         self.tc = TrainConfig.from_dict(cfg.get("train", {}))
-        self.device = pick_device(self.tc.device)
+        self.ranks = distributed.ranks()
+        self.rows = self.ranks.rows(self.tc.batch_size)  # this process's rows of each global batch
+        self.device = pick_device(distributed.device_for(self.tc.device, self.ranks))
         self.spec = model_spec(cfg, data)
         self.hash = config_hash(cfg)
         family = FAMILIES[self.spec["family"]]
         self.loss_fn, self.loss_opts = LOSSES[family.loss], loss_options(cfg, data)
         torch.manual_seed(self.tc.seed)
         self.model = model_from_spec(self.spec).to(self.device)
+        self.trained = self.model if self.ranks.world == 1 else self.model.with_net(self._data_parallel(self.model.net))
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.tc.ema), use_buffers=True)
         lr = self.tc.lr if self.tc.lr is not None else family.lr
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
@@ -156,6 +177,13 @@ class Trainer:
         self.batch_gen = torch.Generator().manual_seed(self.tc.seed + 1)
         self.step, self.history = 0, []
         self.seconds_before, self.previous = 0.0, None  # wall-clock of the resumed part; a finished run moved aside
+
+    def _data_parallel(self, net: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel over the process group: gradients averaged over ranks in backward."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(OwnStream(net, self.tc.seed, self.ranks.rank), device_ids=ids)
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -171,15 +199,24 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        path = save_torch(self.state(), self.run_dir / "checkpoints" / f"step_{self.step:08d}.pt")
-        for old in _checkpoints(self.run_dir)[: -self.tc.keep_checkpoints]:
-            old.unlink()
+        """Rank 0 writes (atomically); the others wait until the file is whole."""
+        path = self.run_dir / "checkpoints" / f"step_{self.step:08d}.pt"
+        state = self.state()
+        if self.ranks.main:
+            save_torch(state, path)
+            for old in _checkpoints(self.run_dir)[: -self.tc.keep_checkpoints]:
+                old.unlink()
+        distributed.barrier()
         return path
 
     def resume(self) -> bool:
         """Load the newest checkpoint of this run directory, if any; True when resumed. A run that already finished, or
         one of another configuration, is not resumed but set aside and retrained: a rerun (a changed setting or code,
-        --forcerun) must reach the model."""
+        --forcerun) must reach the model. Rank 0 looks (and sets aside) first, then the others read what it left."""
+        with distributed.main_first():
+            return self._resume()
+
+    def _resume(self) -> bool:
         for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):  # a write killed half-way
             tmp.unlink()
         ckpts = _checkpoints(self.run_dir)
@@ -221,20 +258,22 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def batch(self):
-        idx = torch.randint(len(self.data.train), (self.tc.batch_size,), generator=self.batch_gen)
+        """This process's rows of the global batch (all of it in one process); every process draws the whole batch."""
+        idx = torch.randint(len(self.data.train), (self.tc.batch_size,), generator=self.batch_gen)[self.rows]
         x = self.data.train[idx].to(self.device)
         y = None
         if self.spec["num_classes"]:
             y = self.data.train_labels[idx].to(self.device)
-            drop = torch.rand(len(y), generator=self.batch_gen) < self.tc.label_dropout
+            drop = (torch.rand(self.tc.batch_size, generator=self.batch_gen) < self.tc.label_dropout)[self.rows]
             y = torch.where(drop.to(self.device), torch.full_like(y, self.spec["num_classes"]), y)
         return x, y
 
     def train_step(self) -> tuple[float, float]:
         x, y = self.batch()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tc.bf16):
-            loss = self.loss_fn(self.model, x, y, **self.loss_opts)
-        value = float(loss.detach())
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tc.bf16), \
+                global_batch(self.rows, self.tc.batch_size):
+            loss = self.loss_fn(self.trained, x, y, **self.loss_opts)
+        value = float(distributed.mean(loss.detach()))  # the global batch's loss, the same on every rank
         self._guard(f"the loss became {value}", math.isfinite(value))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -265,8 +304,13 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start, first = time.perf_counter(), self.step
         self._start = start
-        bar = tqdm(total=self.tc.steps, initial=self.step, disable=not self.tc.progress, desc=self.spec["family"])
-        self.model.train()
+        main = self.ranks.main
+        bar = tqdm(total=self.tc.steps, initial=self.step, disable=not (self.tc.progress and main),
+                   desc=self.spec["family"])
+        self.trained.train()
+        if main and not self.tc.progress:
+            print(f"sgm-bench: training on {self.ranks.world} process(es), {self.device}, global batch "
+                  f"{self.tc.batch_size}" + (f", from step {self.step}" if self.step else ""), file=sys.stderr)
         while self.step < self.tc.steps:
             loss, gnorm = self.train_step()
             self.step += 1
@@ -275,7 +319,7 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             if self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps:
                 self.save()
-                if not self.tc.progress:  # a workflow job's log: one line per checkpoint instead of a bar
+                if main and not self.tc.progress:  # a workflow job's log: one line per checkpoint instead of a bar
                     rate = (self.step - first) / max(time.perf_counter() - start, 1e-9)
                     print(f"sgm-bench: step {self.step}/{self.tc.steps}, loss {loss:.4g}, grad norm {gnorm:.3g}, "
                           f"{rate:.1f} steps/s, checkpoint saved", file=sys.stderr)
@@ -286,9 +330,6 @@ class Trainer:
         final = self.state()
         for k in ("opt", "sched", "rng_cpu", "rng_cuda", "batch_gen"):
             final.pop(k)
-        save_torch(final, self.run_dir / "model.pt")
-        save_text("step,loss,grad_norm\n" + "".join(f"{int(s)},{l:.6g},{g:.6g}\n" for s, l, g in self.history),
-                  self.run_dir / "train_log.csv")
         stats = {"steps": self.step, "resumed_from": resumed_from, "seconds": self.seconds_before + seconds,
                  "started": time.time() - seconds, "finished": time.time(),
                  "seconds_this_run": seconds, "retrained_over": str(self.previous) if self.previous else None,
@@ -296,6 +337,24 @@ class Trainer:
                  "peak_memory_mb": peak_memory_mb(self.device), "device": str(self.device),
                  "device_name": device_name(self.device),
                  "parameters": sum(p.numel() for p in self.model.parameters()), "config_hash": self.hash,
-                 "final_loss": self.history[-1][1] if self.history else None, "train_config": asdict(self.tc)}
-        save_json(stats, self.run_dir / "train_stats.json")
+                 "final_loss": self.history[-1][1] if self.history else None, "train_config": asdict(self.tc),
+                 "processes": self.ranks.world}
+        if main:
+            save_torch(final, self.run_dir / "model.pt")
+            save_text("step,loss,grad_norm\n" + "".join(f"{int(s)},{l:.6g},{g:.6g}\n" for s, l, g in self.history),
+                      self.run_dir / "train_log.csv")
+            save_json(stats, self.run_dir / "train_stats.json")
+        distributed.barrier()
         return stats
+
+
+def train(cfg: dict, run_dir, on_step=None) -> dict:
+    """Train one model on train.processes processes (torchrun's engine: DDP, one process per GPU, gloo on CPU); one
+    process trains here. Run under torchrun, it joins torchrun's group instead. Returns rank 0's stats."""
+    tc = TrainConfig.from_dict(cfg.get("train", {}))
+    distributed.Ranks(0, tc.processes).rows(tc.batch_size)  # a batch that does not split: refused before launching
+    return distributed.launch(_train_one, tc.processes, cfg, str(run_dir), on_step, device=tc.device)
+
+
+def _train_one(cfg: dict, run_dir: str, on_step=None) -> dict:
+    return Trainer(cfg, load_dataset(cfg["data"]), run_dir).run(on_step)

@@ -131,6 +131,7 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     logs = sorted((res / "logs").rglob("*.log"))
     assert logs and all("sgm-bench: done in" in f.read_text() for f in logs), [f for f in logs if not f.read_text()]
     assert "checkpoint saved" in (res / "logs" / "train" / "vp-mixture2d.log").read_text()
+    assert json.loads((res / "train" / "vp-mixture2d" / "train_stats.json").read_text())["processes"] == 2  # DDP
     assert "seed set 1: NFE" in (res / "logs" / "evaluate" / "vp-mixture2d.log").read_text()
     for t in ("samplers", "likelihood", "cost", "paper"):
         assert (res / "tables" / f"{t}.md").stat().st_size > 0

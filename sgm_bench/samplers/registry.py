@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from .. import distributed
 from ..checks import check_numbers
 from ..errors import ConfigError
 from ..models import FAMILIES
@@ -129,10 +130,18 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
 
 def sample_batched(name: str, score_fn, sde, n: int, shape, *, batch_size: int = 500, seed: int = 0,
                    **kw) -> SampleResult:
-    """n samples in batches; sample k still depends only on (seed, k). NFE and seconds are summed over batches."""
-    parts, nfe, seconds, info = [], 0, 0.0, {}
-    for start in range(0, n, batch_size):
-        r = sample(name, score_fn, sde, (min(batch_size, n - start), *shape), seed=seed, first_index=start, **kw)
-        parts.append(r.x.cpu())
-        nfe, seconds, info = nfe + r.nfe, seconds + r.seconds, r.info
-    return SampleResult(torch.cat(parts), nfe, seconds, {**info, "batches": len(parts), "nfe_per_batch": nfe / len(parts)})
+    """n samples in batches; sample k still depends only on (seed, k). NFE and seconds are summed over batches.
+
+    Under a process group, rank r draws batches r, r + world, ... and every rank gets all n samples: the batches are
+    those of one process, so even an adaptive solver (whose steps depend on the whole batch) gives the same samples.
+    """
+    r = distributed.ranks()
+    mine = []
+    for b, start in enumerate(range(0, n, batch_size)):
+        if b % r.world == r.rank:
+            out = sample(name, score_fn, sde, (min(batch_size, n - start), *shape), seed=seed, first_index=start, **kw)
+            mine.append((b, out.x.cpu(), out.nfe, out.seconds, out.info))
+    done = sorted((part for rank_parts in distributed.gather(mine) for part in rank_parts), key=lambda p: p[0])
+    nfe, seconds = sum(p[2] for p in done), sum(p[3] for p in done)
+    return SampleResult(torch.cat([p[1] for p in done]), nfe, seconds,
+                        {**done[-1][4], "batches": len(done), "nfe_per_batch": nfe / len(done)})

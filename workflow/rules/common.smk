@@ -15,6 +15,11 @@ GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
 THREADS = config.get("threads_per_job", 1)
 
 
+def processes(model):
+    """train.processes: a model trained on K data-parallel processes asks for K GPUs (and K times the threads)."""
+    return PLAN.models[model]["train"].get("processes", 1)
+
+
 wildcard_constraints:
     model="|".join(map(re.escape, MODELS)) if MODELS else "none",
     sampler="|".join(SAMPLERS.names() + list(config.get("sampling", {}).get("variants", {}))),

@@ -50,9 +50,9 @@ rule train:
         f"{R}/logs/train/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{model}}.tsv"
-    threads: THREADS
+    threads: lambda wc: THREADS * processes(wc.model)
     resources:
-        gpu=GPU,
+        gpu=lambda wc: GPU * processes(wc.model),  # the SLURM executor turns it into --gpus=K
     conda:
         "../envs/sgm-bench.yaml"
     script:
