@@ -150,20 +150,33 @@ def dataset_input(name: str, digest: str, source: str, n: int, split: str):
     return DatasetInput(dataset=ds, tags=[InputTag(key="mlflow.data.context", value=split)])
 
 
+_HELD: dict[str, int] = {}  # store path -> depth: the lock is re-entrant within a process
+
+
 @contextlib.contextmanager
 def store_lock(tracking_uri: str):
-    """An exclusive lock beside a SQLite store while it is opened: two first writers (two configurations' `track`
-    jobs at once) would both run the schema migrations and break the database."""
+    """An exclusive lock beside a SQLite store while it is written: SQLite takes one writer at a time (two first
+    writers would both run the schema migrations; concurrent writer jobs would meet 'database is locked'). A
+    tracking server (`mlflow server`, PostgreSQL behind it) takes concurrent writers itself: no lock."""
     if not tracking_uri.startswith("sqlite:///"):
         yield
         return
     db = Path(tracking_uri[len("sqlite:///"):])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    if _HELD.get(str(db)):
+        _HELD[str(db)] += 1
         try:
             yield
         finally:
+            _HELD[str(db)] -= 1
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _HELD[str(db)] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(str(db), None)
             fcntl.flock(f, fcntl.LOCK_UN)
 
 

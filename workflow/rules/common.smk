@@ -80,3 +80,14 @@ def experiment_inputs(wildcards):
     if opts.get("classifier"):
         inputs["classifier"] = f"{W}/classifier/{opts['classifier']}.pt"
     return inputs
+
+
+def tracked_inputs(wc):
+    """What a model's runs record: training, and for an evaluated model its sampler and likelihood results."""
+    m = wc.model
+    files = {"stats": f"{R}/train/{m}/train_stats.json", "model": f"{W}/models/{m}/model.pt"}
+    if m in BENCHMARKED:
+        files |= {"metrics": f"{R}/metrics/{m}/samplers.json", "likelihood": f"{R}/metrics/{m}/likelihood.json"}
+        data = config["models"][m]["data"]
+        files |= {"floor": f"{R}/reference/{data}.json"} if f"{R}/reference/{data}.json" in FLOORS else {}
+    return files

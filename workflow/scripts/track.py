@@ -1,6 +1,7 @@
-"""The one MLflow writer: a run per trained model (its config, checkpoint, training curve and dataset), a child run
-per (sampler variant, steps) with the seed-set mean and spread as metrics and the per-seed rows as a logged table, a
-run per course experiment."""
+"""The MLflow writers. Rule track_model (one job per model): the model's run (its config, checkpoint, training curve
+and dataset) and a child run per (sampler variant, steps) with the seed-set mean and spread as metrics and the per-seed
+rows as a logged table. Rule track: a run per course experiment, then the list of every run. Each run's key belongs to
+one job, so the jobs write concurrently to a tracking server; on SQLite they take turns (tracking.store_lock)."""
 import csv
 import json
 import os
@@ -13,9 +14,8 @@ from sgm_bench.bench import grid_name, setup_job
 from sgm_bench.io import file_hash, save_json
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers import SAMPLERS
-from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key
+from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key, store_lock
 
-setup_job(1, snakemake.log[0], snakemake)
 cfg = snakemake.config
 R = Path(cfg["results"])
 uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
@@ -24,7 +24,6 @@ DESCRIPTION = (f"sgm-bench, configuration `{cfg['name']}`: one parent run per tr
                "the per-seed rows in `seed_sets.json`. Compare samplers: filter `tags.kind = 'sampler' and "
                "tags.model = '<model>'`, show columns params.variant, params.steps, metrics.nfe, metrics.fid (or sw), "
                "metrics.fid_std. Diverged settings are FAILED runs with tags.status = 'diverged (...)'.")
-tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"), DESCRIPTION)
 plan = build_plan(cfg)
 QUALITY = ("fid", "is", "kid", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
 COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
@@ -43,8 +42,9 @@ def aggregate(rows: list) -> dict:
     return out
 
 
-runs = []
-for model, mcfg in plan.models.items():
+def log_model(tracker: Tracker, model: str) -> list:
+    """The model's run and its sampler children; returns their records."""
+    runs, mcfg = [], plan.models[model]
     stats = json.loads((R / "train" / model / "train_stats.json").read_text())
     lik = json.loads((R / "metrics" / model / "likelihood.json").read_text()) if model in plan.benchmarked else {}
     with open(R / "train" / model / "train_log.csv") as f:
@@ -68,7 +68,7 @@ for model, mcfg in plan.models.items():
         else None, datasets=[train_input], documents={"config.yaml": dict(mcfg)})
     runs.append({"model": model, "run_id": parent, "created": created})
     if model not in plan.benchmarked:
-        continue
+        return runs
     metrics_file = R / "metrics" / model / "samplers.json"
     record = json.loads(metrics_file.read_text())
     ref_file = R / "reference" / f"{cfg['models'][model]['data']}.json"  # images: the held-out floor
@@ -98,16 +98,34 @@ for model, mcfg in plan.models.items():
                 if "started" in first else None, datasets=ref,
                 tables={"seed_sets.json": pd.DataFrame(per_seed).drop(columns=["mode_weights"], errors="ignore")})
             runs.append({"model": model, "sampler": job.name, "steps": steps, "run_id": rid, "created": c})
-for path in snakemake.input.experiments:
-    exp = json.loads(Path(path).read_text())
-    numbers = {k: v for k, v in exp.items() if isinstance(v, (int, float))}
-    rid, c = tracker.log_run(job_key(cfg["name"], "experiment", exp["experiment"], numbers), f"experiment/{exp['experiment']}",
-                             {"experiment": exp["experiment"], "description": exp["doc"]}, numbers,
-                             {**environment_tags(), "kind": "experiment"}, job=job_key(cfg["name"], "experiment", exp["experiment"]),
-                             artifacts=[Path(path).with_suffix(".png")])
-    runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
-tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's: the folder can move
-save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
-           "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()}, snakemake.output[0])
-print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
-      f"{cfg['mlflow']['experiment']}", file=sys.stderr)
+    return runs
+
+
+def log_experiments(tracker: Tracker) -> list:
+    runs = []
+    for path in snakemake.input.experiments:
+        exp = json.loads(Path(path).read_text())
+        numbers = {k: v for k, v in exp.items() if isinstance(v, (int, float))}
+        rid, c = tracker.log_run(job_key(cfg["name"], "experiment", exp["experiment"], numbers), f"experiment/{exp['experiment']}",
+                                 {"experiment": exp["experiment"], "description": exp["doc"]}, numbers,
+                                 {**environment_tags(), "kind": "experiment"}, job=job_key(cfg["name"], "experiment", exp["experiment"]),
+                                 artifacts=[Path(path).with_suffix(".png")])
+        runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
+    return runs
+
+
+if __name__ == "__main__":
+    setup_job(1, snakemake.log[0], snakemake)
+    with store_lock(uri):  # SQLite: one writer job at a time; a server: no lock
+        tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"), DESCRIPTION)
+        if snakemake.rule == "track_model":
+            runs = log_model(tracker, snakemake.wildcards.model)
+            save_json({"model": snakemake.wildcards.model, "runs": runs}, snakemake.output[0])
+        else:
+            runs = [r for f in snakemake.input.tracked for r in json.loads(Path(f).read_text())["runs"]] + log_experiments(tracker)
+            tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's
+            save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
+                       "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()},
+                      snakemake.output[0])
+    print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
+          f"{cfg['mlflow']['experiment']}", file=sys.stderr)
