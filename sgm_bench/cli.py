@@ -52,6 +52,8 @@ def cmd_train(args):
 
     cfg = apply_sets(load_config(args.config), args.set)
     stats = train(cfg, args.run_dir)  # --set train.processes=K: K data-parallel processes
+    if stats is None:  # a rank other than 0 under torchrun
+        return
     print(json.dumps({k: stats[k] for k in ("steps", "resumed_from", "seconds", "steps_per_second", "final_loss")}))
 
 

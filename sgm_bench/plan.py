@@ -208,6 +208,14 @@ def preflight(config: dict) -> list[str]:
         if (home != db and not home.is_dir()) or not os.access(home, os.W_OK):
             problems.append(f"the MLflow store {uri} cannot be written ({home} is not a writable folder): set mlflow.tracking_uri "
                             "or MLFLOW_TRACKING_URI to a writable place before the compute is spent")
+    elif uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
+        except OSError as e:
+            problems.append(f"no MLflow server answers at {uri} ({e}): start it (benchmarks/cluster/mlflow_server.sh) or "
+                            "point MLFLOW_TRACKING_URI / mlflow.tracking_uri elsewhere before the compute is spent")
     w = config.get("evaluation", {}).get("inception_weights")
     if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
         problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")

@@ -12,10 +12,12 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 
@@ -56,10 +58,35 @@ class Tracker:
         with store_lock(tracking_uri):  # the first writer creates the store (and the experiment) alone
             self.client = MlflowClient(tracking_uri)
             exp = self.client.get_experiment_by_name(experiment)
-            loc = Path(artifact_location).resolve().as_uri() if artifact_location else None
-            self.exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment, artifact_location=loc)
+            served = tracking_uri.startswith(("http://", "https://"))  # a server keeps artifacts in its own store
+            loc = Path(artifact_location).resolve().as_uri() if artifact_location and not served else None
+            self.exp_id = exp.experiment_id if exp else self._create(experiment, loc)
         if description:  # shown as the experiment's description in the UI
-            self.client.set_experiment_tag(self.exp_id, "mlflow.note.content", description)
+            self._describe(description)
+
+    def _describe(self, text: str) -> None:
+        """Set the experiment's description once; concurrent writer jobs setting the same text race on the server's
+        insert, and the loser finds it set."""
+        note = "mlflow.note.content"
+        if self.client.get_experiment(self.exp_id).tags.get(note) == text:
+            return
+        try:
+            self.client.set_experiment_tag(self.exp_id, note, text)
+        except MlflowException:
+            if self.client.get_experiment(self.exp_id).tags.get(note) != text:
+                raise
+
+    def _create(self, experiment: str, location: str | None) -> str:
+        """Create the experiment; when a concurrent writer job (on a tracking server) created it first, use theirs."""
+        try:
+            return self.client.create_experiment(experiment, artifact_location=location)
+        except MlflowException as e:
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                raise
+            print(f"sgm-bench: experiment {experiment} was created by a concurrent writer ({e.error_code}); using it",
+                  file=sys.stderr)
+            return exp.experiment_id
 
     def _search(self, tag: str, value: str, max_results: int = 50000):
         return self.client.search_runs([self.exp_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=max_results)

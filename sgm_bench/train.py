@@ -298,8 +298,9 @@ class Trainer:
                 f"({last[-1] if last else 'none yet'}) is untouched: resume from it with a lower train.lr or a "
                 "finite train.grad_clip")
 
-    def run(self, on_step=None) -> dict:
-        """Train to `steps` (resuming when a checkpoint exists); returns the stats also written to train_stats.json."""
+    def run(self, on_step=None) -> dict | None:
+        """Train to `steps` (resuming when a checkpoint exists); returns the stats also written to train_stats.json
+        (on rank 0; None on the others)."""
         resumed_from = self.step if self.resume() else None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start, first = time.perf_counter(), self.step
@@ -345,12 +346,13 @@ class Trainer:
                       self.run_dir / "train_log.csv")
             save_json(stats, self.run_dir / "train_stats.json")
         distributed.barrier()
-        return stats
+        return stats if main else None
 
 
 def train(cfg: dict, run_dir, on_step=None) -> dict:
     """Train one model on train.processes processes (torchrun's engine: DDP, one process per GPU, gloo on CPU); one
-    process trains here. Run under torchrun, it joins torchrun's group instead. Returns rank 0's stats."""
+    process trains here. Run under torchrun, it joins torchrun's group instead. Returns rank 0's stats (None on the
+    other ranks under torchrun)."""
     tc = TrainConfig.from_dict(cfg.get("train", {}))
     distributed.Ranks(0, tc.processes).rows(tc.batch_size)  # a batch that does not split: refused before launching
     return distributed.launch(_train_one, tc.processes, cfg, str(run_dir), on_step, device=tc.device)

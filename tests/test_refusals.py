@@ -227,6 +227,33 @@ def test_an_unwritable_tracking_store_is_reported_before_compute(tmp_path):
     assert not any("cannot be written" in p for p in preflight(cfg))
 
 
+
+def test_a_tracking_server_that_does_not_answer_is_reported_before_compute(tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    cfg["work"] = str(tmp_path / "w")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing listens
+    assert any("no MLflow server answers at http://127.0.0.1:9" in p for p in preflight(cfg))
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+    try:
+        assert not any("MLflow server" in p for p in preflight(cfg))
+    finally:
+        server.shutdown()
+
+
 def _open_store(uri):
     from sgm_bench.tracking import Tracker
 

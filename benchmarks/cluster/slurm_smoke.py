@@ -47,7 +47,7 @@ def main():
     cluster = fresh(root, "slurm")
     slurm_s, log = run(cluster, "--workflow-profile", str(REPO / "profiles" / "slurm-local"))
     again_s, again = run(cluster, "--workflow-profile", str(REPO / "profiles" / "slurm-local"))
-    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: .*?slurm_logs/(rule_\w+)/?([^/]*)/", log)
+    submitted = re.findall(r"SLURM jobid (\d+) \(log: [^)\n]*?slurm_logs/rule_(\w+)/(?:([^/\n]+)/)?\d+\.log\)", log)
     sinfo = subprocess.run(["sinfo", "-h", "-o", "%P %D %c %m %G"], capture_output=True, text=True).stdout.strip()
     version = subprocess.run(["sinfo", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"# Smoke configuration on SLURM (`{version}`, one node: {platform.node()}, {platform.machine()})\n")
@@ -61,7 +61,7 @@ def main():
           + ("'Nothing to be done'" if "Nothing to be done" in again else "**jobs ran again**") + ".\n")
     print("Submitted (SLURM job id, rule, wildcards):\n\n```")
     for jobid, rule, wc in submitted:
-        print(f"{jobid:>6}  {rule[5:]:<12} {wc}")
+        print(f"{jobid:>6}  {rule:<12} {wc}")
     print("```\n")
     print("The SLURM run pays each job's submission and Python start on the node, and the plugin's status polling "
           "(squeue, an interval that starts at `slurm-init-seconds-before-status-checks` and grows by 10 s while no job "
