@@ -131,9 +131,9 @@ def bits_per_dim(nll, dim: int, levels: int, scale: float = 2.0):
 def dequantized_bpd(score_fn, sde, images, x_int: torch.Tensor, *, repeats: int = 5, seed: int = 0, **kw):
     """ODE bpd of integer images, averaged over `repeats` uniform dequantizations: (mean, std over repeats, NFE of one
     solve, averaged over the repeats)."""
-    per, nfe = [], 0
+    per, nfe, device = [], 0, kw.pop("device", "cpu")  # every repeat on the model's device
     for r in range(repeats):
-        y = images.dequantize(x_int, torch.Generator().manual_seed(seed * 1000 + r)).to(kw.pop("device", "cpu"))
+        y = images.dequantize(x_int, torch.Generator().manual_seed(seed * 1000 + r)).to(device)
         res = ode_nll(score_fn, sde, y, seed=seed * 1000 + r, **kw)
         per.append(float(bits_per_dim(res.nll, y[0].numel(), images.levels, images.scale).mean()))
         nfe += res.nfe

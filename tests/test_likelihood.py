@@ -119,3 +119,19 @@ def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeyp
     assert out["status"] == "diverged" and "could not be integrated" in out["note"] and "nll" not in out
     cell = likelihood_table(pd.DataFrame([{"model": "m", **out}])).iloc[0, 0]
     assert cell.startswith("diverged: the probability-flow ODE could not be integrated")
+
+
+def test_every_dequantization_repeat_runs_on_the_model_device(monkeypatch):
+    """The device was popped from the options inside the loop: repeats after the first went to the CPU (a GPU run
+    with repeats: 5 would fail on its second repeat)."""
+    from types import SimpleNamespace
+
+    from sgm_bench import likelihood
+    from sgm_bench.data.images import load_synthetic
+
+    seen = []
+    monkeypatch.setattr(likelihood, "ode_nll", lambda score_fn, sde, y, **kw: seen.append(y.device.type)
+                        or SimpleNamespace(nll=torch.zeros(len(y)), nfe=1))
+    images = load_synthetic(n=20)
+    likelihood.dequantized_bpd(None, None, images, images.test[:2], repeats=3, device="meta")
+    assert seen == ["meta"] * 3
