@@ -127,7 +127,8 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     why = why_not("ode", model.family.name)
     if why:  # the likelihood integrates the probability-flow ODE: where that sampler does not apply, neither does it
         return {"n_examples": 0, "status": "not applicable", "note": why}
-    kw = dict(solver=lik.get("solver", "rk45"), eps=float(lik.get("eps", 1e-5)), device=device)
+    kw = dict(solver=lik.get("solver", "rk45"), eps=float(lik.get("eps", 1e-5)), device=device,
+              rtol=float(lik.get("rtol", 1e-5)), atol=float(lik.get("atol", 1e-5)))  # score_sde's tolerances
     out = {"n_examples": n, "status": "ok"}
     if data.images is not None:
         x_int = data.images.test[:n]

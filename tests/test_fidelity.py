@@ -4,12 +4,12 @@ from unittest import mock
 
 import pytest
 import torch
-from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from sgm_bench.data import IMAGES
 from sgm_bench.errors import ConfigError, DataMissingError
 from sgm_bench.metrics.digits_cnn import train_digits_classifier
-from sgm_bench.metrics.fidelity import DIGITS, INCEPTION, INCEPTION_FILE, DigitsFeatureExtractor, fidelity_metrics, finite_only
+from sgm_bench.metrics.fidelity import (DIGITS, INCEPTION, INCEPTION_FILE, DigitsFeatureExtractor, fidelity_metrics, finite_only,
+                                        write_untrained_inception)
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +48,12 @@ def test_digits_fid_separates_data_from_noise_and_caches_reference(digits, class
     assert any(p.name.startswith(f"ref-{DIGITS}-") for p in tmp_path.iterdir())
 
 
-def _random_inception_weights(path):
-    captured = {}
-    with mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}), \
-            mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: captured.update(self.state_dict())):
-        FeatureExtractorInceptionV3(INCEPTION, ["2048"])
-    torch.save(captured, path)
 
 
 @pytest.mark.slow
 def test_inception_path_with_a_weights_file_written_by_the_test(tmp_path):
     weights = tmp_path / INCEPTION_FILE
-    _random_inception_weights(weights)
+    write_untrained_inception(weights)
     g = torch.Generator().manual_seed(0)
     a = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g)
     b = torch.randint(0, 256, (12, 3, 16, 16), dtype=torch.uint8, generator=g)

@@ -168,3 +168,26 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     dry = snakemake("-n", "--cores", "1", "--configfile", "config/changed.yaml", cwd=tmp_path)
     counts = job_counts(dry.stdout)
     assert counts.get("train") == 1 and counts.get("evaluate") == 1, dry.stdout[-2000:]
+
+
+def test_paper_smoke_overlay_keeps_the_papers_networks_samplers_and_metrics():
+    """config/paper_smoke.yaml only shortens config/paper.yaml: every model keeps its network, loss and samplers, the
+    Inception extractor stays, and every model and step grid is overridden (a new paper model would otherwise train
+    for 800k steps in the smoke run)."""
+    from snakemake.utils import update_config
+
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "config" / "paper_smoke.yaml").read_text())
+    merged = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    update_config(merged, overlay)
+    assert set(overlay["models"]) == set(paper["models"])
+    for name, spec in paper["models"].items():
+        for key in ("data", "model", "loss", "samplers"):
+            assert merged["models"][name].get(key) == spec.get(key), (name, key)
+        assert merged["models"][name]["train"]["steps"] <= 10
+    assert merged["evaluation"]["extractor"] == paper["evaluation"]["extractor"] == "inception-v3-compat"
+    with_steps = {v for v, s in paper["sampling"]["variants"].items() if "steps" in s}
+    assert with_steps <= set(overlay["sampling"]["variants"])
+    assert merged["datasets"]["cifar10"]["name"] == "synthetic" and merged["datasets"]["cifar10"]["size"] == 32
+    plan = build_plan(merged)  # the paper cells, variants and models check out at the smoke step counts
+    assert len(plan.models) == len(paper["models"]) and max(s for j in plan.jobs for s in j.steps if s) <= 25

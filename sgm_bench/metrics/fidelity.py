@@ -131,6 +131,22 @@ def check_cache(cache_root) -> None:
             _CHECKED.add((f, st.st_size, st.st_mtime_ns))
 
 
+def write_untrained_inception(path) -> Path:
+    """torch-fidelity's Inception-v3 with random weights, saved where `inception_weights` points: the Inception code
+    path for smoke runs on machines that cannot download the real weights. Its FID / IS / KID mean nothing."""
+    from unittest import mock
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    state = {}
+    with mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: state.update(self.state_dict())):
+        FeatureExtractorInceptionV3(INCEPTION, ["2048"])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return Path(path)
+
+
 def extractor_kwargs(extractor: str, weights_path=None) -> dict:
     """torch-fidelity arguments for an extractor; Inception without weights or network fails with the file to get."""
     if extractor == DIGITS:

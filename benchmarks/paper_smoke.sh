@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The paper configuration's code paths (exact networks, samplers, Inception metrics, likelihood, guidance) for a few
+# steps on generated CIFAR-shaped data: config/paper.yaml + the config/paper_smoke.yaml overlay. Writes untrained
+# Inception weights first when the real ones are absent (FID / IS / KID then mean nothing). Records the wall-clock and
+# the slowest jobs in results/benchmarks/paper_smoke_<device>.md.
+# Usage: bash benchmarks/paper_smoke.sh [cpu|cuda] [cores]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+device=${1:-cpu}
+cores=${2:-all}
+weights=work/paper_smoke/inception-untrained.pth
+[[ -f $weights ]] || python -c "from sgm_bench.metrics.fidelity import write_untrained_inception as w; w('$weights')"
+start=$(date +%s.%N)
+snakemake --cores "$cores" --configfile config/paper.yaml config/paper_smoke.yaml --config device="$device" \
+  > "/tmp/sgm_bench_paper_smoke_$device.log" 2>&1
+end=$(date +%s.%N)
+{
+  echo "# Paper configuration smoke run (\`config/paper.yaml\` + \`config/paper_smoke.yaml\`), device $device"
+  echo
+  echo "$(python3 -c "print(round($end - $start))") s wall, $(find results/paper_smoke/benchmarks -name '*.tsv' | wc -l) jobs;" \
+       "machine: $(nproc) cores, $(python -c 'import torch, platform; print(torch.cuda.get_device_name() if torch.cuda.is_available() else platform.machine())');" \
+       "$(date -u +%F); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  echo "Slowest jobs (Snakemake benchmark files, seconds):"
+  echo
+  for f in $(find results/paper_smoke/benchmarks -name '*.tsv'); do echo "$(tail -1 "$f" | cut -f1) ${f#results/paper_smoke/benchmarks/}"; done | sort -rn | head -15 | sed 's/^/    /'
+} | tee "results/benchmarks/paper_smoke_$device.md"
