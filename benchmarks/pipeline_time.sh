@@ -17,7 +17,7 @@ for i in $(seq "$runs"); do
 done
 mkdir -p results/benchmarks
 {
-  echo "Default pipeline (\`snakemake --cores $cores\`, clean state), $runs run(s): ${walls[*]} s wall; median $(python3 -c "import statistics; print(round(statistics.median([${walls[*]// /,}])))") s"
+  echo "Default pipeline (\`snakemake --cores $cores\`, clean state), $runs run(s): ${walls[*]} s wall; median $(IFS=,; python3 -c "import statistics; print(round(statistics.median([${walls[*]}])))") s"
   echo "Machine: $(nproc) cores, $(python3 -c 'import platform; print(platform.processor() or platform.machine())'), $(free -g | awk '/Mem/{print $2}') GiB; $(date -u +%F); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo
   echo "Slowest jobs of the last run (Snakemake benchmark files, seconds):"

@@ -69,11 +69,14 @@ def cmd_sample(args):
         if Path(args.grid).suffix != ".png":
             raise ConfigError(f"--grid writes a PNG: give a path ending in .png, not {args.grid}")
         writable(args.grid)
+    from . import distributed
     from .train import pick_device
 
     pick_device(args.device)
     if not Path(args.model).is_file():
         raise ConfigError(f"model file {args.model} does not exist")
+    ranks = distributed.init_from_env(args.device)  # under torchrun: the batches are dealt to the ranks
+    args.device = distributed.device_for(args.device, ranks)
     model = load_model(args.model, device=args.device)
     options = apply_sets({}, args.opt)
     r = samplers.sample_batched(args.sampler, model.score_fn(), model.sde, args.n, tuple(model.shape),
@@ -81,6 +84,9 @@ def cmd_sample(args):
                                 family=model.family.name, denoise=args.denoise, progress=True, **options)
     record = {"sampler": args.sampler, "steps": args.steps, "nfe_per_batch": r.info["nfe_per_batch"], "nfe": r.nfe,
               "seconds": r.seconds, "n": args.n, "seed": args.seed, "options": options}
+    if not ranks.main:  # every rank holds all the samples; rank 0 writes them
+        return
+    record["processes"] = ranks.world
     save_torch(r.x, args.out)
     save_json(record, Path(args.out).with_suffix(".json"))
     if args.grid:
@@ -146,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model.pt or a checkpoint")
     s.add_argument("--sampler", required=True)
     s.add_argument("--steps", type=int)
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--n", "--num-samples", dest="n", type=int, default=64,
+                   help="samples to draw (--num-samples under torchrun, whose options take --n)")
     s.add_argument("--batch-size", type=int, default=500)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--denoise", action="store_true")

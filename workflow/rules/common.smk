@@ -1,3 +1,4 @@
+import os
 import re
 from importlib import resources
 
@@ -13,6 +14,10 @@ MODELS = list(PLAN.models)
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs
 GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
 THREADS = config.get("threads_per_job", 1)
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or config["mlflow"]["tracking_uri"]
+# a tracking server takes concurrent writers: one track_model job per model; a SQLite store takes one writer at a
+# time, so one track job writes every model (saves a process start per model)
+PER_MODEL_TRACKING = not TRACKING_URI.startswith("sqlite:")
 
 
 def processes(model):
@@ -82,12 +87,19 @@ def experiment_inputs(wildcards):
     return inputs
 
 
-def tracked_inputs(wc):
+def tracked_files(m):
     """What a model's runs record: training, and for an evaluated model its sampler and likelihood results."""
-    m = wc.model
     files = {"stats": f"{R}/train/{m}/train_stats.json", "model": f"{W}/models/{m}/model.pt"}
     if m in BENCHMARKED:
         files |= {"metrics": f"{R}/metrics/{m}/samplers.json", "likelihood": f"{R}/metrics/{m}/likelihood.json"}
         data = config["models"][m]["data"]
         files |= {"floor": f"{R}/reference/{data}.json"} if f"{R}/reference/{data}.json" in FLOORS else {}
     return files
+
+
+def track_inputs(wc):
+    """The track job's inputs: each model's run list from its track_model job (a tracking server), or, on SQLite,
+    where writers take turns anyway, every model's files: the one track job logs them all."""
+    if PER_MODEL_TRACKING:
+        return {"tracked": expand(f"{R}/mlflow/{{model}}.json", model=MODELS)}
+    return {"tracked": [], "models": [f for m in MODELS for f in tracked_files(m).values()]}

@@ -1,8 +1,8 @@
 rule track_model:
-    """One model's MLflow runs (the model, a child per sampler setting), idempotent by content key; the models' jobs
-    write concurrently to a tracking server, and take turns on a SQLite store."""
+    """One model's MLflow runs (the model, a child per sampler setting), idempotent by content key: with a tracking
+    server (MLFLOW_TRACKING_URI=http...), the models' jobs write to it concurrently."""
     input:
-        unpack(tracked_inputs),
+        unpack(lambda wc: tracked_files(wc.model)),
     output:
         f"{R}/mlflow/{{model}}.json",
     log:
@@ -16,9 +16,10 @@ rule track_model:
 
 
 rule track:
-    """The course experiments' runs, then the list of every run of the configuration (mlflow_runs.json)."""
+    """On SQLite every model's runs, on a server the track_model jobs' lists; then the course experiments' runs and the
+    list of every run of the configuration (mlflow_runs.json)."""
     input:
-        tracked=expand(f"{R}/mlflow/{{model}}.json", model=MODELS),
+        unpack(track_inputs),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
     output:
         f"{R}/mlflow_runs.json",

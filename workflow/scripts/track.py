@@ -1,7 +1,8 @@
 """The MLflow writers. Rule track_model (one job per model): the model's run (its config, checkpoint, training curve
 and dataset) and a child run per (sampler variant, steps) with the seed-set mean and spread as metrics and the per-seed
-rows as a logged table. Rule track: a run per course experiment, then the list of every run. Each run's key belongs to
-one job, so the jobs write concurrently to a tracking server; on SQLite they take turns (tracking.store_lock)."""
+rows as a logged table. Rule track: on SQLite every model's runs itself (writers
+take turns on SQLite: tracking.store_lock), then a run per course experiment and the list of every run. Each run's
+key belongs to one job, so track_model jobs write concurrently to a tracking server."""
 import csv
 import json
 import os
@@ -122,7 +123,9 @@ if __name__ == "__main__":
             runs = log_model(tracker, snakemake.wildcards.model)
             save_json({"model": snakemake.wildcards.model, "runs": runs}, snakemake.output[0])
         else:
-            runs = [r for f in snakemake.input.tracked for r in json.loads(Path(f).read_text())["runs"]] + log_experiments(tracker)
+            runs = ([r for f in snakemake.input.tracked for r in json.loads(Path(f).read_text())["runs"]]
+                    if snakemake.input.tracked else [r for m in plan.models for r in log_model(tracker, m)])
+            runs += log_experiments(tracker)
             tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's
             save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
                        "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()},
