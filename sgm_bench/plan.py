@@ -183,6 +183,16 @@ def unreadable_checkpoint(path: Path) -> str | None:
     return None
 
 
+def tracking_uri(config: dict) -> str:
+    """Where the runs go: MLFLOW_TRACKING_URI when set, else the configuration's mlflow.tracking_uri."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.get("mlflow", {}).get("tracking_uri", "")
+
+
+def is_server(uri: str) -> bool:
+    """A tracking server (`mlflow server`): it takes concurrent writers and keeps the artifacts in its own store."""
+    return uri.startswith(("http://", "https://"))
+
+
 def preflight(config: dict) -> list[str]:
     """Problems that would make jobs fail on this machine, each with what to do; empty when ready to run."""
     problems = []
@@ -201,14 +211,14 @@ def preflight(config: dict) -> list[str]:
         problem = unreadable_checkpoint(f)
         if problem:
             problems.append(problem)
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.get("mlflow", {}).get("tracking_uri", "")
+    uri = tracking_uri(config)
     if uri.startswith("sqlite:///"):
         db = Path(uri[len("sqlite:///"):])
         home = next((p for p in [db, *db.parents] if p.exists()), Path("."))
         if (home != db and not home.is_dir()) or not os.access(home, os.W_OK):
             problems.append(f"the MLflow store {uri} cannot be written ({home} is not a writable folder): set mlflow.tracking_uri "
                             "or MLFLOW_TRACKING_URI to a writable place before the compute is spent")
-    elif uri.startswith(("http://", "https://")):
+    elif is_server(uri):
         import urllib.request
 
         try:

@@ -20,6 +20,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .plan import is_server
+
 
 def job_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -58,7 +60,7 @@ class Tracker:
         with store_lock(tracking_uri):  # the first writer creates the store (and the experiment) alone
             self.client = MlflowClient(tracking_uri)
             exp = self.client.get_experiment_by_name(experiment)
-            served = tracking_uri.startswith(("http://", "https://"))  # a server keeps artifacts in its own store
+            served = is_server(tracking_uri)  # a server keeps the artifacts in its own store
             loc = Path(artifact_location).resolve().as_uri() if artifact_location and not served else None
             self.exp_id = exp.experiment_id if exp else self._create(experiment, loc)
         if description:  # shown as the experiment's description in the UI
@@ -177,33 +179,21 @@ def dataset_input(name: str, digest: str, source: str, n: int, split: str):
     return DatasetInput(dataset=ds, tags=[InputTag(key="mlflow.data.context", value=split)])
 
 
-_HELD: dict[str, int] = {}  # store path -> depth: the lock is re-entrant within a process
-
-
 @contextlib.contextmanager
 def store_lock(tracking_uri: str):
-    """An exclusive lock beside a SQLite store while it is written: SQLite takes one writer at a time (two first
-    writers would both run the schema migrations; concurrent writer jobs would meet 'database is locked'). A
-    tracking server (`mlflow server`, PostgreSQL behind it) takes concurrent writers itself: no lock."""
+    """An exclusive lock beside a SQLite store while it is opened: two first writers (two configurations' `track`
+    jobs at once) would both run the schema migrations and break the database. A tracking server (`mlflow server`,
+    PostgreSQL behind it) takes concurrent writers itself: no lock."""
     if not tracking_uri.startswith("sqlite:///"):
         yield
         return
     db = Path(tracking_uri[len("sqlite:///"):])
-    if _HELD.get(str(db)):
-        _HELD[str(db)] += 1
-        try:
-            yield
-        finally:
-            _HELD[str(db)] -= 1
-        return
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        _HELD[str(db)] = 1
         try:
             yield
         finally:
-            _HELD.pop(str(db), None)
             fcntl.flock(f, fcntl.LOCK_UN)
 
 

@@ -201,9 +201,8 @@ class Trainer:
     def save(self) -> Path:
         """Rank 0 writes (atomically); the others wait until the file is whole."""
         path = self.run_dir / "checkpoints" / f"step_{self.step:08d}.pt"
-        state = self.state()
         if self.ranks.main:
-            save_torch(state, path)
+            save_torch(self.state(), path)
             for old in _checkpoints(self.run_dir)[: -self.tc.keep_checkpoints]:
                 old.unlink()
         distributed.barrier()

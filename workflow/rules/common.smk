@@ -1,10 +1,9 @@
-import os
 import re
 from importlib import resources
 
 from sgm_bench.checks import load_yaml
 
-from sgm_bench.plan import build_plan, check_experiments, check_paper_cells, preflight
+from sgm_bench.plan import build_plan, check_experiments, check_paper_cells, is_server, preflight, tracking_uri
 from sgm_bench.samplers import SAMPLERS
 
 PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
@@ -14,10 +13,9 @@ MODELS = list(PLAN.models)
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs
 GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
 THREADS = config.get("threads_per_job", 1)
-TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or config["mlflow"]["tracking_uri"]
-# a tracking server takes concurrent writers: one track_model job per model; a SQLite store takes one writer at a
-# time, so one track job writes every model (saves a process start per model)
-PER_MODEL_TRACKING = not TRACKING_URI.startswith("sqlite:")
+# a tracking server takes concurrent writers: one track_model job per model; a local store (SQLite) takes one writer
+# at a time, so one track job writes every model (saves a process start per model)
+PER_MODEL_TRACKING = is_server(tracking_uri(config))
 
 
 def processes(model):

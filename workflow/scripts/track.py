@@ -1,11 +1,10 @@
 """The MLflow writers. Rule track_model (one job per model): the model's run (its config, checkpoint, training curve
 and dataset) and a child run per (sampler variant, steps) with the seed-set mean and spread as metrics and the per-seed
-rows as a logged table. Rule track: on SQLite every model's runs itself (writers
-take turns on SQLite: tracking.store_lock), then a run per course experiment and the list of every run. Each run's
-key belongs to one job, so track_model jobs write concurrently to a tracking server."""
+rows as a logged table. Rule track: on a SQLite store (one writer at a time) every
+model's runs itself, then a run per course experiment and the list of every run. Each run's key belongs to one job,
+so with a tracking server the track_model jobs write concurrently."""
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,13 +12,13 @@ import pandas as pd
 
 from sgm_bench.bench import grid_name, setup_job
 from sgm_bench.io import file_hash, save_json
-from sgm_bench.plan import build_plan
+from sgm_bench.plan import build_plan, tracking_uri
 from sgm_bench.samplers import SAMPLERS
-from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key, store_lock
+from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key
 
 cfg = snakemake.config
 R = Path(cfg["results"])
-uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg["mlflow"]["tracking_uri"]
+uri = tracking_uri(cfg)
 DESCRIPTION = (f"sgm-bench, configuration `{cfg['name']}`: one parent run per trained model, a child run per (sampler, "
                "steps) with metrics averaged over seed sets (`fid` / `sw` with `_std`, `nfe`, `seconds_per_sample`) and "
                "the per-seed rows in `seed_sets.json`. Compare samplers: filter `tags.kind = 'sampler' and "
@@ -117,18 +116,17 @@ def log_experiments(tracker: Tracker) -> list:
 
 if __name__ == "__main__":
     setup_job(1, snakemake.log[0], snakemake)
-    with store_lock(uri):  # SQLite: one writer job at a time; a server: no lock
-        tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"), DESCRIPTION)
-        if snakemake.rule == "track_model":
-            runs = log_model(tracker, snakemake.wildcards.model)
-            save_json({"model": snakemake.wildcards.model, "runs": runs}, snakemake.output[0])
-        else:
-            runs = ([r for f in snakemake.input.tracked for r in json.loads(Path(f).read_text())["runs"]]
-                    if snakemake.input.tracked else [r for m in plan.models for r in log_model(tracker, m)])
-            runs += log_experiments(tracker)
-            tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's
-            save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
-                       "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()},
-                      snakemake.output[0])
+    tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"), DESCRIPTION)
+    if snakemake.rule == "track_model":  # a tracking server: one writer job per model, concurrently
+        runs = log_model(tracker, snakemake.wildcards.model)
+        save_json({"model": snakemake.wildcards.model, "runs": runs}, snakemake.output[0])
+    else:  # SQLite (one writer at a time): this job writes every model; a server: the track_model jobs' lists
+        runs = ([r for f in snakemake.input.tracked for r in json.loads(Path(f).read_text())["runs"]]
+                if snakemake.input.tracked else [r for m in plan.models for r in log_model(tracker, m)])
+        runs += log_experiments(tracker)
+        tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's
+        save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
+                   "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()},
+                  snakemake.output[0])
     print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
           f"{cfg['mlflow']['experiment']}", file=sys.stderr)
