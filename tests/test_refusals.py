@@ -347,3 +347,24 @@ def test_mlflow_artifacts_survive_moving_the_results_folder(tmp_path, monkeypatc
     assert Path(got).read_bytes() == b"png"
     # new runs (a later track job, a new process) are placed under the experiment's now relative location
     assert client.get_experiment_by_name("e").artifact_location == "results/mlartifacts"
+
+
+def test_a_writer_that_loses_the_race_to_create_the_experiment_uses_the_winners(tmp_path, monkeypatch):
+    """On a tracking server, two first writer jobs both saw no experiment and both created it: the loser's create
+    failed with RESOURCE_ALREADY_EXISTS and the job died (found by benchmarks/cluster/mlflow_concurrency.py)."""
+    from mlflow.tracking import MlflowClient
+
+    from sgm_bench.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    winner = Tracker(uri, "race", description="d")
+    real = MlflowClient.get_experiment_by_name
+    calls = []
+
+    def not_yet_there(self, name):  # the loser's first look happens before the winner's create lands
+        calls.append(name)
+        return None if len(calls) == 1 else real(self, name)
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", not_yet_there)
+    loser = Tracker(uri, "race", description="d")
+    assert loser.exp_id == winner.exp_id and len(calls) == 2
