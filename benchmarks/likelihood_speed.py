@@ -4,7 +4,8 @@ dequantized test digits, the same Hutchinson probe and rtol = atol = 1e-5 (issue
 The baseline is score_sde_pytorch's published algorithm (likelihood.py, written here from it): scipy's solve_ivp on
 flattened NumPy arrays, converting at every evaluation, the drift from one network call and the divergence from a
 second one with a reverse-mode pass. sgm-bench's path calls the network once per evaluation and takes the drift and
-the divergence from the same graph (one reverse pass), keeping the state as tensors. Timings alternate between the
+the divergence from the same graph (one reverse pass), keeping the state as tensors, on the model as sgm-bench loads it for evaluation (frozen, as EDM's
+`requires_grad_(False)`: no graph is recorded through the weights). Timings alternate between the
 paths and report the median of the repeats; the ratio is within one run. (A forward-mode torch.func.jvp estimator
 was tried: 0.60x on this CPU, and its different rounding changed the adaptive solver's NFE; not kept.)
 
@@ -13,6 +14,7 @@ was tried: 0.60x on this CPU, and its different rounding changed the adaptive so
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -67,6 +69,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = load_model(a.model)
+    theirs = copy.deepcopy(model).requires_grad_(True)  # score_sde restores a trainable model: weights require grad
     data = load_dataset({"name": "digits"})
     img = data.images
     y = img.dequantize(img.test[: a.n], torch.Generator().manual_seed(0))
@@ -77,7 +80,7 @@ def main() -> None:
         r = ode_nll(model.score_fn(), model.sde, y, seed=0)
         return r.nll, r.nfe
 
-    paths = {"score_sde (scipy RK45, two network calls per evaluation)": lambda: score_sde_bpd(model.score_fn(), model.sde, y, probe),
+    paths = {"score_sde (scipy RK45, two network calls per evaluation)": lambda: score_sde_bpd(theirs.score_fn(), model.sde, y, probe),
              "sgm-bench (ode_nll: one call, one reverse pass)": ours}
     seconds = {k: [] for k in paths}
     out = {}

@@ -49,7 +49,7 @@ def hutchinson_vjp(drift, t, x, probe):
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         f = drift(t, x)
-        g = torch.autograd.grad((f * probe).sum(), x)[0]
+        g = torch.autograd.grad(f, x, grad_outputs=probe)[0]  # eps^T df/dx: the probe seeds the reverse pass
     return f.detach(), (g * probe).flatten(1).sum(1)
 
 

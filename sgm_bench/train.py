@@ -137,8 +137,10 @@ def load_checkpoint(path: Path, expected_hash: str | None = None, mmap: bool = F
 
 
 def load_model(path, ema: bool = True, device="cpu", expected_spec: dict | None = None) -> ScoreModel:
-    """Rebuild a trained model from a checkpoint or final model file (EMA weights by default); with
-    `expected_spec`, refuse a file whose recorded model is another one (a VE model evaluated as a DDPM, say)."""
+    """Rebuild a trained model from a checkpoint or final model file (EMA weights by default), frozen for evaluation
+    (EDM's `eval().requires_grad_(False)`: a gradient with respect to x, as the likelihood's divergence takes, then
+    records no graph through the weights); with `expected_spec`, refuse a file whose recorded model is another one (a
+    VE model evaluated as a DDPM, say)."""
     ckpt = load_checkpoint(Path(path))
     if expected_spec is not None and json.loads(ckpt["spec"]) != json.loads(json.dumps(expected_spec)):
         raise CheckpointError(f"{path} holds another model ({json.loads(ckpt['spec'])}) than the configuration asks for "
@@ -148,7 +150,7 @@ def load_model(path, ema: bool = True, device="cpu", expected_spec: dict | None 
         model.load_state_dict(ckpt["ema" if ema else "model"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the recorded model ({e}); the file is mismatched") from e
-    return model.to(device).eval()
+    return model.to(device).eval().requires_grad_(False)
 
 
 class Trainer:

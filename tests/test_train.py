@@ -143,3 +143,21 @@ def test_fidelity_wrapper_is_importable_from_metrics():
     from sgm_bench.metrics.fidelity import fidelity_metrics as direct
 
     assert fidelity_metrics is direct
+
+
+def test_the_evaluation_model_is_frozen_and_its_likelihood_is_unchanged(tmp_path):
+    """load_model freezes the weights (EDM's requires_grad_(False)): the likelihood's reverse pass then records no graph
+    through them, and every nll and latent is bit-identical to the trainable model's."""
+    import copy
+
+    from sgm_bench.likelihood import ode_nll
+
+    cfg = toy_cfg(steps=5)
+    data = load_dataset(cfg["data"])
+    Trainer(cfg, data, tmp_path).run()
+    frozen = load_model(tmp_path / "model.pt")
+    assert not any(p.requires_grad for p in frozen.parameters())
+    trainable = copy.deepcopy(frozen).requires_grad_(True)
+    x = data.test[:16]
+    a, b = (ode_nll(m.score_fn(), m.sde, x, seed=3) for m in (frozen, trainable))
+    assert a.nfe == b.nfe and torch.equal(a.nll, b.nll) and torch.equal(a.z, b.z)
