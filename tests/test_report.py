@@ -74,3 +74,20 @@ def test_cost_table_shows_peak_memory_only_where_it_measures_the_sampler():
     assert list(t["peak GPU memory (MB)"]) == ["n/a on CPU (no per-sampler measure)", "1234"]
     assert list(t["s / sample"]) == ["0.000939", "0.0117"] and list(t["NFE (mean)"]) == ["20", "65.5"]
     assert list(t.index.get_level_values("steps")) == ["10", "adaptive"]
+
+
+@pytest.mark.parametrize("kind", ["images", "toy"])
+def test_a_sample_grid_of_a_sampler_whose_every_sample_diverged_says_so(tmp_path, kind):
+    """The paper smoke run's untrained mu-models diverged on every sample and the grid crashed the evaluate job."""
+    import torch
+
+    from sgm_bench.experiment import load_dataset
+    from sgm_bench.metrics.toy import finite_only
+    from sgm_bench.report.plots import sample_grid
+
+    images = load_dataset({"name": "synthetic", "size": 8, "channels": 3, "n": 8}).images if kind == "images" else None
+    x = torch.full((4, 3, 8, 8) if images else (4, 2), float("nan"))
+    kept, bad = finite_only(x)
+    assert (len(kept), bad) == (0, 4)
+    sample_grid(kept, tmp_path / "grid", "all diverged", images, formats=("png",))
+    assert (tmp_path / "grid.png").stat().st_size > 0

@@ -150,7 +150,10 @@ def sample_grid(x: torch.Tensor, stem, title: str, images=None, limits=None, for
     """An 8x8 image grid, or a scatter / histogram for toy samples (on the shared `limits` (lo, hi) when given, so
     that every sampler's panel of one model is drawn on the same axes)."""
     fig, ax = plt.subplots(figsize=(4, 4))
-    if images is not None:
+    if len(x) == 0:  # every sample diverged: the panel says so instead of failing the job
+        ax.text(0.5, 0.5, "no finite sample", ha="center", va="center", transform=ax.transAxes)
+        ax.axis("off")
+    elif images is not None:
         from torchvision.utils import make_grid
 
         grid = make_grid(images.to_uint8(x[:64]), nrow=8, padding=1).permute(1, 2, 0)
