@@ -77,6 +77,10 @@ BAD = {
     "unknown experiment option": ({"experiments": {"ssm_noise": {"noise_std": 0.01}}}, r"unknown option\(s\) \['noise_std'\]"),
     "guidance without a model": ({"experiments": {"g": {"experiment": "classifier_free_guidance", "classifier": "synthetic"}}},
                                  r"classifier_free_guidance needs `model:`"),
+    "one sample per class": ({"models": {"m": {"model": {"family": "ve"}}},
+                              "experiments": {"g": {"experiment": "classifier_guidance", "model": "m",
+                                                    "classifier": "synthetic", "per_class": 1}}},
+                             r"per_class is 1; it must be at least 2"),
 }
 
 

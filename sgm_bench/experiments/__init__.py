@@ -16,6 +16,10 @@ from .registry import EXPERIMENTS
 WORKFLOW_KEYS = ("experiment", "model", "classifier")
 
 
+# options whose small values make an experiment fail after its compute is spent: checked before any job runs
+OPTION_MINIMA = {"per_class": (2, "the per-class FID needs two or more samples of each class")}
+
+
 def experiment_options(target: str, config: dict):
     """(function, options) of an experiment target, checked against the function's signature: unknown options and
     missing `model:` / `classifier:` inputs raise one ConfigError naming the target."""
@@ -26,6 +30,11 @@ def experiment_options(target: str, config: dict):
     if unknown:
         raise ConfigError(f"experiment {target!r}: unknown option(s) {sorted(unknown)}; {fn.__name__} takes "
                           f"{', '.join(p for p in params if p != 'out')}")
+    for key, (least, why) in OPTION_MINIMA.items():
+        value = opts.get(key, params[key].default if key in params else None)
+        if isinstance(value, (int, float)) and value < least:
+            raise ConfigError(f"experiment {target!r}: {key} is {value}; it must be at least {least} "
+                              f"({why})")
     for key in ("model", "classifier"):
         if f"{key}_path" in params and params[f"{key}_path"].default is inspect.Parameter.empty and key not in opts:
             raise ConfigError(f"experiment {target!r}: {fn.__name__} needs `{key}:` (a model name / a dataset key)")
