@@ -3,6 +3,8 @@
 - DDPM ancestral and DDIM against diffusers' DDPMScheduler / DDIMScheduler (a test-only dependency), for the discrete
   `ddpm` family (an epsilon model at integer steps) and the continuous `vp` family (the exact score at the time whose
   marginal has alpha-bar_i);
+- NCSN's annealed Langevin dynamics (with NCSNv2's final denoising step) against ermongroup/ncsn's and ncsnv2's image
+  code, restated here;
 - EDM Heun and DPM-Solver++(2M) against k-diffusion's `sample_heun` / `sample_dpmpp_2m`, restated here from its source;
 - the SDE coefficients, the predictors, the Langevin corrector and the full 1000-step PC loop against score_sde's
   `sde_lib` / `sampling` equations, restated here.
@@ -193,6 +195,39 @@ def test_dpm_solver_2m_matches_k_diffusion(gm, family):
     ours = S.sample("dpm_solver", gm.score_fn(sde), sde, (B, 2), steps=20, sigma_min=lo, sigma_max=hi, seed=0)
     assert ours.nfe == 20
     assert (ours.x - ref).abs().max() < TOL
+
+
+# --- NCSN's annealed Langevin dynamics, restated from ermongroup/ncsn (anneal_runner) and ermongroup/ncsnv2 ------------
+
+def ncsn_anneal_langevin(score, x, sigmas, noise, n_steps_each, step_lr, denoise):
+    """ncsnv2's `anneal_Langevin_dynamics` (ncsn's image runner is the same loop without `denoise`): sigmas descending,
+    score(x, c) at level c; step = step_lr (sigma / sigma_L)^2, x <- x + step s + sqrt(2 step) z."""
+    for c, sigma in enumerate(sigmas):
+        step_size = step_lr * (sigma / sigmas[-1]) ** 2
+        for _ in range(n_steps_each):
+            grad = score(x, c)
+            x = x + step_size * grad + noise.randn() * math.sqrt(step_size * 2)
+    if denoise:
+        x = x + sigmas[-1] ** 2 * score(x, len(sigmas) - 1)
+    return x
+
+
+@pytest.mark.parametrize("denoise", [False, True])
+def test_annealed_langevin_matches_ncsn_code(gm, denoise):
+    """NCSN's image setting on the mixture (modes at +-5): L = 10 geometric sigmas 20 -> 0.5, T = 20 steps per level,
+    step_lr 2e-3; the network is the exact score at level i, asked by our sampler at its time t (step i of t)."""
+    sde = build_sde("ncsn", sigma_min=0.5, sigma_max=20.0, N=10)
+    levels = sde.level_sigmas().tolist()  # ascending with the step i
+    ours_score = lambda x, t: exact_score(gm, x, 1.0, levels[int(sde.index(t)[0])])  # noqa: E731
+    noise = shared_noise(0, (B, 2))
+    noise.randn()  # the sampler's prior draw, unused by the uniform start
+    x = (noise.rand() * 2 - 1) * 8.0
+    ref = ncsn_anneal_langevin(lambda x, c: exact_score(gm, x, 1.0, levels[::-1][c]), x, levels[::-1], noise,
+                               n_steps_each=20, step_lr=2e-3, denoise=denoise)
+    ours = S.sample("annealed_langevin", ours_score, sde, (B, 2), family="ncsn", seed=0, n_steps_each=20,
+                    step_lr=2e-3, init="uniform", init_range=8.0, denoise=denoise)
+    assert ours.nfe == 10 * 20 + denoise
+    assert (ours.x - ref).abs().max() < TOL, (ours.x - ref).abs().max()
 
 
 # --- score_sde's sde_lib and sampling, restated from yang-song/score_sde_pytorch --------------------------------------

@@ -51,7 +51,7 @@ def test_ncsn_mixing_langevin_fails_annealed_recovers_weights(toy):
     gm = toy("mixture2d")
     plain = S.sample("langevin", gm.score_fn(None), None, (N, 2), family="score", steps=1000, step_size=0.1)
     sde = ncsn_toy_process()
-    ann = S.sample("annealed_langevin", gm.score_fn(sde), sde, (N, 2), family="ncsn", step_lr=0.1, init="uniform",
+    ann = S.sample("annealed_langevin", gm.score_fn(sde), sde, (N, 2), family="ncsn", step_lr=0.05, init="uniform",
                    init_range=8.0)
     w_plain, w_ann = gm.mode_weights(plain.x), gm.mode_weights(ann.x)
     assert (w_plain - gm.weights).abs().max() > 0.15
@@ -63,7 +63,7 @@ def test_ncsn_mixing_check_catches_a_broken_annealed_sampler(toy):
     gm = toy("mixture2d")
     sde = ncsn_toy_process()
     broken = S.sample("annealed_langevin", lambda x, t: 0.5 * gm.score(x, sde, t), sde, (N, 2), family="ncsn",
-                      step_lr=0.1, init="uniform", init_range=8.0)
+                      step_lr=0.05, init="uniform", init_range=8.0)
     werr, sw = oracle_error(gm, broken.x, gm.sample(N, torch.Generator().manual_seed(5)))
     assert werr >= 0.03 or sw >= SW_TOL
 

@@ -16,11 +16,12 @@ from .registry import EXPERIMENTS
 @EXPERIMENTS.register("langevin_mixing")
 def langevin_mixing(out, n: int = 2000, seed: int = 0):
     """1. Exact score of 1/5 N((-5,-5), I) + 4/5 N((5,5), I): plain Langevin (eps 0.1, 1000 steps) from uniform points
-    vs annealed Langevin (NCSN sec. 3.2.2: sigma 20 -> 1, L = 10, T = 100): mode weights beside the true 1/5, 4/5."""
+    vs annealed Langevin (NCSN sec. 3.2.2: sigma 20 -> 1, L = 10, T = 100, its Alg. 1's eps = 0.1, i.e. step_lr 0.05 in
+    NCSNv2's form): mode weights beside the true 1/5, 4/5."""
     gm = TOYS["mixture2d"]()
     plain = samplers.sample("langevin", gm.score_fn(None), None, (n, 2), seed=seed, steps=1000, step_size=0.1).x
     sde = build_sde("ncsn", sigma_min=1.0, sigma_max=20.0, N=10)
-    ann = samplers.sample("annealed_langevin", gm.score_fn(sde), sde, (n, 2), seed=seed, step_lr=0.1, init="uniform",
+    ann = samplers.sample("annealed_langevin", gm.score_fn(sde), sde, (n, 2), seed=seed, step_lr=0.05, init="uniform",
                           init_range=8.0).x
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharex=True, sharey=True)
     for ax, (x, title) in zip(axes, [(gm.sample(n, torch.Generator().manual_seed(seed)), "data"),

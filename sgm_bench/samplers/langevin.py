@@ -26,8 +26,11 @@ def langevin(score_fn, sde, z, noise, *, steps=1000, eps=None, step_size=0.1, in
 
 def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=1e-5, n_steps_each=100, step_lr=2e-5,
                       init="uniform", init_range=1.0, respace="respace", skip="linspace", progress=False):
-    """For sigma_1 > ... > sigma_L: alpha_i = step_lr sigma_i^2 / sigma_L^2; T times x += alpha_i/2 s + sqrt(alpha_i) z.
+    """For sigma_1 > ... > sigma_L: alpha_i = step_lr sigma_i^2 / sigma_L^2; T times x += alpha_i s + sqrt(2 alpha_i) z.
 
+    That is NCSNv2's Alg. 1 and the update of both papers' image code (ermongroup/ncsn's anneal_Langevin_dynamics,
+    which produced NCSN's Table 1 with step_lr = 2e-5, and ncsnv2's). NCSN's Alg. 1 writes alpha_i/2 s + sqrt(alpha_i) z,
+    as does its toy runner: its eps is 2 step_lr (the mixture of its Fig. 3, eps = 0.1, is step_lr = 0.05 here).
     `steps` is the number of noise levels L (default: the model's own N; fewer walk a sub-sequence of its levels).
     """
     if sde.kind != "ve":
@@ -39,5 +42,11 @@ def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=1e-5, n_steps_
         alpha = step_lr * (sigmas[k] / sigmas[-1]) ** 2
         t = vec(chain.t[k], x)
         for _ in range(n_steps_each):
-            x = x + 0.5 * alpha * score_fn(x, t) + math.sqrt(alpha) * noise.randn()
+            x = x + alpha * score_fn(x, t) + math.sqrt(2 * alpha) * noise.randn()
     return x
+
+
+def last_level_denoise(score_fn, sde, x, eps: float):
+    """NCSNv2's final step x + sigma_L^2 s(x, sigma_L) at the smallest level sigma_L, where annealed Langevin ends (its
+    Tweedie step at the model's own level, not at sigma(eps) as score_sde's denoise for the SDE samplers)."""
+    return x + sde.level_sigmas()[0].to(x) ** 2 * score_fn(x, vec(eps, x))
