@@ -321,3 +321,56 @@ def test_euler_maruyama_predictor_matches_score_sde(gm):
         x = x_mean + g[:, None] * math.sqrt(1.0 / N) * noise.randn()
     ours = S.sample("euler_maruyama", gm.score_fn(sde), sde, (B, 2), steps=N, seed=3, eps=eps)
     assert (ours.x - x_mean).abs().max() < TOL  # score_sde's noise_removal: the last mean
+
+
+def score_sde_pf_drift(score_fn, family, x, vt):
+    """score_sde's probability-flow drift f - g^2 s / 2 of the VE, VP and sub-VP SDEs (sde_lib, default settings)."""
+    if family == "ve":
+        f, g = torch.zeros_like(x), 0.01 * (50 / 0.01) ** vt * math.sqrt(2 * (math.log(50) - math.log(0.01)))
+    else:
+        beta = 0.1 + vt * (20 - 0.1)
+        f, g = -0.5 * beta[:, None] * x, torch.sqrt(beta)
+        if family == "subvp":
+            g = torch.sqrt(beta * (1 - torch.exp(-2 * 0.1 * vt - (20 - 0.1) * vt**2)))
+    return f - g[:, None] ** 2 * score_fn(x, vt) * 0.5
+
+
+def score_sde_denoise(score_fn, family, x, eps, N=1000):
+    """score_sde's denoise_update_fn: the ReverseDiffusionPredictor's mean at t = eps, x - f + G^2 s."""
+    vt = torch.full((x.shape[0],), eps)
+    i = int(eps * (N - 1))  # score_sde's timestep
+    if family == "ve":
+        sig = torch.exp(torch.linspace(math.log(0.01), math.log(50), N))
+        f, G2 = torch.zeros_like(x), float(sig[i] ** 2 - (sig[i - 1] ** 2 if i > 0 else 0.0))
+    elif family == "vp":
+        beta = float(score_sde_vp()["betas"][i])
+        f, G2 = math.sqrt(1 - beta) * x - x, beta
+    else:  # sub-VP: the base class's Euler-Maruyama discretization, dt = 1 / N
+        beta = 0.1 + eps * (20 - 0.1)
+        f = -0.5 * beta * x / N
+        G2 = beta * (1 - math.exp(-2 * 0.1 * eps - (20 - 0.1) * eps**2)) / N
+    return x - (f - G2 * score_fn(x, vt))
+
+
+@pytest.mark.parametrize("family", ["ve", "vp", "subvp"])
+@pytest.mark.parametrize("denoise,eps", [(False, None), (True, None), (True, 0.05)])
+def test_ode_sampler_matches_score_sde(gm, family, denoise, eps):
+    """score_sde's ode_sampler: scipy RK45 on flattened arrays from T to eps (rtol = atol = 1e-5), then its denoising
+    step when `noise_removal` is on (its default); NFE counts that step, as the suite counts every evaluation. At its
+    eps the step is tiny; at eps = 0.05 it tells a reverse-diffusion step from a Tweedie step."""
+    from scipy.integrate import solve_ivp
+
+    sde, eps = build_sde(family), eps or (1e-5 if family == "ve" else 1e-3)
+    score = gm.score_fn(sde)
+    z = shared_noise(0, (B, 2)).randn() * sde.prior_std
+
+    def ode_func(t, y):
+        x = torch.as_tensor(y, dtype=torch.float32).reshape(B, 2)
+        return score_sde_pf_drift(score, family, x, torch.full((B,), float(t))).numpy().reshape(-1)
+
+    sol = solve_ivp(ode_func, (1.0, eps), z.numpy().reshape(-1), rtol=1e-5, atol=1e-5, method="RK45")
+    ref = torch.as_tensor(sol.y[:, -1], dtype=torch.float32).reshape(B, 2)
+    ref = score_sde_denoise(score, family, ref, eps) if denoise else ref
+    ours = S.sample("ode", score, sde, (B, 2), seed=0, eps=eps, denoise=denoise)
+    assert ours.nfe == sol.nfev + denoise
+    assert (ours.x - ref).abs().max() < TOL, (ours.x - ref).abs().max()

@@ -1,4 +1,4 @@
-"""What every sampler shares: per-sample noise streams, NFE counting, the result record, the final denoising step."""
+"""What every sampler shares: per-sample noise streams, NFE counting, the result record, the timer."""
 from __future__ import annotations
 
 import time
@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-from ..sde import SDE, bcast
 
 
 class NoiseSource:
@@ -88,8 +86,3 @@ def vec(t, x: torch.Tensor) -> torch.Tensor:
     """A scalar time as the per-example tensor [B] the score interface takes."""
     return torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
 
-
-def tweedie_denoise(score_fn, sde: SDE, x, eps: float):
-    """One noise-free step at t = eps: E[x_0 | x_eps] = (x + s^2 score) / m (Tweedie; score_sde's denoise)."""
-    t = vec(eps, x)
-    return (x + bcast(sde.std(t), x) ** 2 * score_fn(x, t)) / bcast(sde.mean_coeff(t), x)

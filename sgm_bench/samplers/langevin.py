@@ -45,8 +45,3 @@ def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=1e-5, n_steps_
             x = x + alpha * score_fn(x, t) + math.sqrt(2 * alpha) * noise.randn()
     return x
 
-
-def last_level_denoise(score_fn, sde, x, eps: float):
-    """NCSNv2's final step x + sigma_L^2 s(x, sigma_L) at the smallest level sigma_L, where annealed Langevin ends (its
-    Tweedie step at the model's own level, not at sigma(eps) as score_sde's denoise for the SDE samplers)."""
-    return x + sde.level_sigmas()[0].to(x) ** 2 * score_fn(x, vec(eps, x))

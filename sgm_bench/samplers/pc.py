@@ -34,6 +34,13 @@ def _reverse_discretized(chain, k, score_fn, x, t, weight: float):
     return x - (f - weight * G**2 * score_fn(x, t)), G
 
 
+def reverse_diffusion_denoise(score_fn, sde, x, eps: float):
+    """score_sde's denoise: the reverse-diffusion step of the model's chain at t = eps without its noise, x - f + G^2 s
+    (eq. 46); at the smallest SMLD level x + sigma_1^2 s, NCSNv2's final step of annealed Langevin."""
+    rev_f, _ = sde.reverse(score_fn).discretize(x, vec(eps, x))
+    return x - rev_f
+
+
 @PREDICTORS.register("reverse_diffusion")
 def reverse_diffusion_step(chain, k, score_fn, x, t, noise):
     """x <- x - f + G^2 s + G z, the reverse of the forward discretization (eq. 46)."""

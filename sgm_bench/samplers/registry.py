@@ -13,10 +13,10 @@ from ..errors import ConfigError
 from ..models import FAMILIES
 from ..registry import Registry
 from .ancestral import ancestral, ddim
-from .base import CountingScore, NoiseSource, SampleResult, Timer, tweedie_denoise
-from .langevin import annealed_langevin, langevin, last_level_denoise
+from .base import CountingScore, NoiseSource, SampleResult, Timer
+from .langevin import annealed_langevin, langevin
 from .ode import ode
-from .pc import corrector_only, pc, predictor_only
+from .pc import corrector_only, pc, predictor_only, reverse_diffusion_denoise
 from .sigma import dpm_solver, edm_heun
 
 DIFFUSION = ("ncsn", "ddpm", "ve", "vp", "subvp")
@@ -35,13 +35,12 @@ NOT_APPLICABLE = {
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A sampler function, the families it applies to, its paper defaults, and its final noise-free step under
-    `denoise=True` (None: the sampler already ends noise-free)."""
+    """A sampler function, the families it applies to, its paper defaults, and whether `denoise` makes sense."""
 
     fn: Callable
     families: tuple[str, ...]
     defaults: dict = field(default_factory=dict)
-    denoise: Callable | None = tweedie_denoise
+    denoise: bool = True
     walks_chain: bool = False  # uses the N-step discrete chain (VP: needs N > beta_max)
 
     @property
@@ -51,19 +50,18 @@ class SamplerSpec:
 
 SAMPLERS = Registry("sampler")
 for name, spec in {
-    "langevin": SamplerSpec(langevin, ("score",), denoise=None),
-    "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5},
-                                     denoise=last_level_denoise),
+    "langevin": SamplerSpec(langevin, ("score",), denoise=False),
+    "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5}),
     "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}, walks_chain=True),
-    "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=None),
+    "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
     "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama", "grid"), CONTINUOUS_TIME),
     "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION, walks_chain=True),
     "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "snr": 0.16, "n_steps_each": 1},
                       walks_chain=True),
     "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}, walks_chain=True),
     "ode": SamplerSpec(ode, CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
-    "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=None),
-    "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=None),
+    "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False),
+    "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=False),
 }.items():
     SAMPLERS.add(name, spec)
 
@@ -113,7 +111,7 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
         raise ConfigError(f"sampler {name!r} has no option(s) {sorted(unknown)}; see help(sgm_bench.samplers.{spec.fn.__name__})")
     fn_defaults = {k: p.default for k, p in inspect.signature(spec.fn).parameters.items()}
     check_numbers(options, {**fn_defaults, **spec.defaults}, f"sampler {name!r}", allow={"eta": ("sigma_hat",)})
-    if denoise and spec.denoise is None:
+    if denoise and not spec.denoise:
         raise ConfigError(f"sampler {name!r} already ends noise-free; denoise=True applies to the SDE samplers only")
     if steps is not None and steps <= 0:
         raise ConfigError(f"steps must be positive, got {steps}")
@@ -126,7 +124,7 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
         out = spec.fn(counted, sde, z, noise, steps=steps, eps=eps, progress=progress, **{**spec.defaults, **options})
         x, info = out if isinstance(out, tuple) else (out, {})
         if denoise:
-            x = spec.denoise(counted, sde, x, eps)
+            x = reverse_diffusion_denoise(counted, sde, x, eps)
     return SampleResult(x, counted.nfe, timer.seconds, info)
 
 
