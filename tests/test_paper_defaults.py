@@ -1,13 +1,19 @@
 """Defaults equal the papers' (the packaged copy of paper_tables.yaml, `sampler_defaults`)."""
 import inspect
+from pathlib import Path
+
+import pytest
+import yaml
 
 from sgm_bench.models import FAMILIES, build_sde
+from sgm_bench.plan import build_plan
 from sgm_bench.report.build import paper_tables
 from sgm_bench.samplers import SAMPLERS, ode, pc
 from sgm_bench.samplers.registry import SAMPLING_EPS
 from sgm_bench.train import TrainConfig
 
 REF = paper_tables()["sampler_defaults"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_process_defaults():
@@ -38,3 +44,20 @@ def test_pc_and_ode_defaults():
     o = SAMPLERS["ode"].defaults
     assert (o["method"].upper(), o["rtol"], o["atol"]) == (REF["ode"]["method"], REF["ode"]["rtol"], REF["ode"]["atol"])
     assert inspect.signature(ode).parameters["rtol"].default == REF["ode"]["rtol"]
+
+
+@pytest.mark.parametrize("config", ["paper.yaml", "digits_protocol.yaml"])
+def test_score_sde_table1_corrector_cells_use_its_table5_snr(config):
+    """Table 1's C2000 and PC1000 cells were sampled at the best r of each setting (Table 5), not at PC's default."""
+    table = paper_tables()["score_sde_table1"]
+    cfg = yaml.safe_load((REPO / "config" / config).read_text())
+    jobs = {(j.model, j.name): j for j in build_plan(cfg).jobs}
+    checked = 0
+    for cell in cfg["paper_cells"]:
+        if cell["table"] != "score_sde_table1" or cell["column"] not in ("C2000", "PC1000"):
+            continue
+        row = table["rows"][cell["row"]]
+        key = "C2000" if cell["column"] == "C2000" else f"PC1000_{row['predictor'].replace('_sampling', '')}"
+        assert jobs[cell["model"], cell["sampler"]].options.get("snr") == table["best_snr"][row["sde"]][key], cell
+        checked += 1
+    assert checked == 12
