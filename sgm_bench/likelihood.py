@@ -102,17 +102,27 @@ def _solve_dopri5(fn, x, t0, t1, rtol, atol):
     return xT[-1].to(x.dtype), delta[-1]
 
 
-def ode_nll(score_fn, sde: SDE, x: torch.Tensor, *, exact: bool = False, probe: str = "rademacher",
+def _probe(probe, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The Hutchinson probe: given, or Rademacher / Gaussian from the per-example streams of `seed`."""
+    if isinstance(probe, torch.Tensor):
+        if probe.shape != x.shape:
+            raise ConfigError(f"a Hutchinson probe must be shaped like the data {tuple(x.shape)}, "
+                              f"not {tuple(probe.shape)}")
+        return probe.to(x)
+    if probe not in ("rademacher", "gaussian"):
+        raise ConfigError(f"unknown probe {probe!r}; choose 'rademacher', 'gaussian' or pass the probe tensor")
+    z = NoiseSource(seed, range(len(x)), x.shape[1:], x.device).randn()
+    return z.sign() if probe == "rademacher" else z
+
+
+def ode_nll(score_fn, sde: SDE, x: torch.Tensor, *, exact: bool = False, probe="rademacher",
             solver: str = "rk45", eps: float = 1e-5, seed: int = 0, rtol: float = 1e-5, atol: float = 1e-5,
             divergence: str = "vjp") -> NLLResult:
     """-log p_eps(x) in nats per example by the probability-flow ODE; one Hutchinson probe per example, held fixed
     (exact=True: the trace by D backward passes). One network call per evaluation gives the drift and, by one
-    reverse pass, the divergence (score_sde calls the network twice)."""
-    if probe not in ("rademacher", "gaussian"):
-        raise ConfigError(f"unknown probe {probe!r}; choose 'rademacher' or 'gaussian'")
-    z = None if exact else NoiseSource(seed, range(len(x)), x.shape[1:], x.device).randn()
-    if z is not None and probe == "rademacher":
-        z = z.sign()
+    reverse pass, the divergence (score_sde calls the network twice). `probe`: 'rademacher' or 'gaussian' (drawn
+    from the per-example streams of `seed`), or the probe itself, a tensor shaped like x."""
+    z = None if exact else _probe(probe, x, seed)
     counter = [0]
     fn = _augmented(pf_drift(score_fn, sde), "exact" if exact else divergence, z, counter)
     xT, delta = NLL_SOLVERS[solver](fn, x, eps, sde.T, rtol, atol)
