@@ -51,11 +51,11 @@ def shared_noise(seed, shape):
     return NoiseSource(seed, range(shape[0]), shape[1:])
 
 
-def diffusers_ddpm(gm, variance_type, seed=0):
-    """diffusers' DDPMScheduler over all 1000 steps, its variance noise taken from our streams."""
+def diffusers_ddpm(gm, variance_type, seed=0, steps=1000):
+    """diffusers' DDPMScheduler over `steps` of the 1000 ('leading' spacing), its variance noise from our streams."""
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-                          variance_type=variance_type, clip_sample=False)
-    sched.set_timesteps(1000)
+                          variance_type=variance_type, clip_sample=False, timestep_spacing="leading")
+    sched.set_timesteps(steps)
     ab = alphas_cumprod()
     noise = shared_noise(seed, (B, 2))
     x = noise.randn()
@@ -83,12 +83,15 @@ def discrete_eps_score(gm, sde):
     return score
 
 
+@pytest.mark.parametrize("steps", [1000, 50])
 @pytest.mark.parametrize("variance,variance_type", [("beta", "fixed_large"), ("beta_tilde", "fixed_small")])
-def test_ddpm_ancestral_matches_diffusers_ddpm_scheduler(gm, variance, variance_type):
+def test_ddpm_ancestral_matches_diffusers_ddpm_scheduler(gm, variance, variance_type, steps):
+    """All 1000 steps, and 50 on diffusers' 'leading' sub-sequence (skip='uniform'; beta' = 1 - a / a_prev)."""
     sde = build_sde("ddpm")
-    ours = S.sample("ancestral", discrete_eps_score(gm, sde), sde, (B, 2), seed=0, variance=variance).x
-    ref = diffusers_ddpm(gm, variance_type)
-    assert (ours - ref).abs().max() < TOL
+    ours = S.sample("ancestral", discrete_eps_score(gm, sde), sde, (B, 2), seed=0, variance=variance, steps=steps,
+                    skip="uniform").x
+    ref = diffusers_ddpm(gm, variance_type, steps=steps)
+    assert (ours - ref).abs().max() < TOL, (ours - ref).abs().max()
 
 
 def test_ddpm_chain_visits_every_step_once():
