@@ -102,3 +102,43 @@ def test_likelihood_weighting_is_g_squared():
     g2 = s2 * 2 * math.log(sde.sigma_max / sde.sigma_min)
     analytic = (g2 * D * S0**2 / (s2 * (S0**2 + s2))).mean()
     assert abs(float(loss) - float(analytic)) < 0.03 * float(analytic)
+
+
+class ExactDDPM(nn.Module):
+    """DDPM's network at the exact posterior of x ~ N(0, S0^2 I) (Tweedie's x0-hat), fed the step index, in the
+    parameterization asked for: eps*(x_i) or mu*(x_i) = c1 x0-hat + c2 x_i (Ho et al. eq. 7, 11)."""
+
+    def __init__(self, sched, param):
+        super().__init__()
+        self.s, self.param = sched, param
+
+    def forward(self, x, c, y=None):
+        i = c.long()
+        s = self.s
+        ab, c1, c2 = (v[i][:, None] for v in (s.alphas_cumprod, s.posterior_mean_coef1, s.posterior_mean_coef2))
+        x0_hat = ab.sqrt() * S0**2 / (ab * S0**2 + 1 - ab) * x
+        return (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt() if self.param == "eps" else c1 * x0_hat + c2 * x
+
+
+@pytest.mark.parametrize("step", [0, 1, 10, 300, 700])
+def test_ddpm_bound_at_the_exact_model_equals_its_closed_form_for_eps_and_mu(step, monkeypatch):
+    """The bound's step-i term (eq. 5) at the exact model, Gaussian data, sigma^2 = beta-tilde: for i > 0,
+    E KL = c1^2 D Var(x0 | x_i) / (2 sigma_i^2), Var(x0 | x_i) = S0^2 (1 - ab_i) / (ab_i S0^2 + 1 - ab_i); at i = 0 the
+    decoder's E -log N(x0; x0-hat, sigma_0^2) = D/2 log(2 pi sigma_0^2) + D Var(x0 | x_0) / (2 sigma_0^2). Both
+    parameterizations (Table 2's eps and mu-tilde) must give it: the DDPM Table 2 cells train on this code."""
+    import sgm_bench.losses as losses
+
+    sde = build_sde("ddpm")
+    s = sde.schedule
+    ab, var = float(s.alphas_cumprod[step]), float(s.variance("beta_tilde")[step])
+    post = D * S0**2 * (1 - ab) / (ab * S0**2 + 1 - ab)  # E ||x0 - x0-hat||^2
+    if step == 0:
+        analytic = D / 2 * math.log(2 * math.pi * var) + post / (2 * var)
+    else:
+        analytic = float(s.posterior_mean_coef1[step]) ** 2 * post / (2 * var)
+    monkeypatch.setattr(losses, "level", lambda x, n: torch.full((len(x),), step))
+    for param in ("eps", "mu"):
+        model = ScoreModel("ddpm", ExactDDPM(s, param), sde, param=param)
+        torch.manual_seed(0)
+        loss = float(LOSSES["ddpm"](model, data(), objective="vlb", variance="beta_tilde"))
+        assert abs(loss - analytic) < 0.01 * abs(analytic), (param, loss, analytic)
