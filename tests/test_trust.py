@@ -144,6 +144,20 @@ def test_toy_floor_is_a_distribution_over_draws():
     assert "mode_weight_error" in fl and fl["n"] == 250
 
 
+def test_mmd_equals_its_closed_form_between_two_gaussians():
+    """Unbiased RBF-MMD^2 between N(0, I) and N(mu, I) in d = 2 at bandwidth h: E k over x - y ~ N(m, 2I) is
+    (h^2 / (h^2 + 2))^(d/2) exp(-|m|^2 / (2 (h^2 + 2))), so
+    MMD^2 = 2 h^2 / (h^2 + 2) (1 - exp(-|mu|^2 / (2 (h^2 + 2))))."""
+    from sgm_bench.metrics.toy import mmd_rbf
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3000, 2, generator=g), torch.randn(3000, 2, generator=g) + torch.tensor([1.0, 0.0])
+    h = 1.0
+    exact = 2 * h**2 / (h**2 + 2) * (1 - math.exp(-1 / (2 * (h**2 + 2))))
+    assert abs(mmd_rbf(a, b, bandwidth=h) - exact) < 0.01
+    assert abs(mmd_rbf(a, torch.randn(3000, 2, generator=g), bandwidth=h)) < 0.005
+
+
 # --- every sampler on real trained networks ---------------------------------------------------------------------
 
 def trained(family, tmp_path):
