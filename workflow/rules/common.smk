@@ -56,6 +56,25 @@ def image_model(model):
     return PLAN.models[model]["data"]["name"] in PLAN.image_datasets
 
 
+# Job order on few cores (Snakemake's greedy scheduler runs the ready job of highest priority first): the longest jobs
+# first, as a longest-processing-time schedule does, so the short toy jobs fill the cores at the end. The image
+# models' jobs (U-Net training ~80 s, evaluation 20-80 s) and what gates them (classifier, reference statistics) come
+# before the toys', and within each, training before evaluation before likelihood and experiments.
+STAGE = {"train": 3, "classifier": 3, "reference": 3, "evaluate": 2, "likelihood": 1, "experiment": 1}
+
+
+def job_priority(step):
+    """A job's priority: its stage, raised by 10 when it works on an image model."""
+
+    def of(wc):
+        if step in ("classifier", "reference"):
+            return STAGE[step] + 10
+        model = (config["experiments"][wc.experiment] or {}).get("model") if step == "experiment" else wc.model
+        return STAGE[step] + 10 * (model is not None and image_model(model))
+
+    return of
+
+
 def classifier_input(wildcards):
     key = config["models"][wildcards.model]["data"]
     return f"{W}/classifier/{key}.pt" if image_model(wildcards.model) and DIGITS_FEATURES else []

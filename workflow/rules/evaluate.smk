@@ -18,6 +18,7 @@ rule evaluate:
         f"{R}/logs/evaluate/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate/{{model}}.tsv"
+    priority: job_priority("evaluate")
     threads: THREADS
     resources:
         gpu=GPU,
@@ -39,6 +40,7 @@ rule likelihood:
         f"{R}/logs/likelihood/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/likelihood/{{model}}.tsv"
+    priority: job_priority("likelihood")
     threads: THREADS
     resources:
         gpu=GPU,

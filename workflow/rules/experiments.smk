@@ -12,6 +12,7 @@ rule experiment:
         f"{R}/logs/experiments/{{experiment}}.log",
     benchmark:
         f"{R}/benchmarks/experiments/{{experiment}}.tsv"
+    priority: job_priority("experiment")
     threads: THREADS
     resources:
         gpu=GPU,  # the guidance experiments sample on config.device

@@ -9,6 +9,7 @@ rule classifier:
         f"{R}/logs/classifier/{{data}}.log",
     benchmark:
         f"{R}/benchmarks/classifier/{{data}}.tsv"
+    priority: job_priority("classifier")
     threads: THREADS
     conda:
         "../envs/sgm-bench.yaml"
@@ -28,6 +29,7 @@ rule reference:
         f"{R}/logs/reference/{{data}}.log",
     benchmark:
         f"{R}/benchmarks/reference/{{data}}.tsv"
+    priority: job_priority("reference")
     threads: THREADS
     resources:
         gpu=GPU,
@@ -50,6 +52,7 @@ rule train:
         f"{R}/logs/train/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{model}}.tsv"
+    priority: job_priority("train")
     threads: lambda wc: THREADS * processes(wc.model)
     resources:
         gpu=lambda wc: GPU * processes(wc.model),  # the SLURM executor turns it into --gpus=K
