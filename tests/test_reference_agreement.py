@@ -5,7 +5,8 @@
   marginal has alpha-bar_i);
 - NCSN's annealed Langevin dynamics (with NCSNv2's final denoising step) against ermongroup/ncsn's and ncsnv2's image
   code, restated here;
-- EDM Heun and DPM-Solver++(2M) against k-diffusion's `sample_heun` / `sample_dpmpp_2m`, restated here from its source;
+- EDM Heun (deterministic and churned) and DPM-Solver++(2M) against k-diffusion's `sample_heun` / `sample_dpmpp_2m`,
+  restated here from its source;
 - the SDE coefficients, the predictors, the Langevin corrector and the full 1000-step PC loop against score_sde's
   `sde_lib` / `sampling` equations, and its ODE sampler (with its noise removal) and ODE likelihood (`likelihood_fn`,
   the same Hutchinson probe), restated here.
@@ -139,10 +140,15 @@ def test_ddim_on_the_continuous_vp_family_is_finite_at_its_default_eps(gm):
 
 # --- k-diffusion's samplers, restated from crowsonkb/k-diffusion (k_diffusion/sampling.py) -------------------------
 
-def k_sample_heun(denoise, x, sigmas):
+def k_sample_heun(denoise, x, sigmas, noise=None, s_churn=0.0, s_tmin=0.0, s_tmax=math.inf, s_noise=1.0):
     for i in range(len(sigmas) - 1):
-        d = (x - denoise(x, sigmas[i])) / sigmas[i]
-        dt = sigmas[i + 1] - sigmas[i]
+        gamma = min(s_churn / (len(sigmas) - 1), 2**0.5 - 1) if s_tmin <= sigmas[i] <= s_tmax else 0.0
+        eps = noise.randn() * s_noise if noise is not None else 0.0  # randn_like every step
+        sigma_hat = sigmas[i] * (gamma + 1)
+        if gamma > 0:
+            x = x + eps * (sigma_hat**2 - sigmas[i] ** 2) ** 0.5
+        d = (x - denoise(x, sigma_hat)) / sigma_hat
+        dt = sigmas[i + 1] - sigma_hat
         if sigmas[i + 1] == 0:
             x = x + d * dt
         else:
@@ -178,13 +184,17 @@ def karras(n, lo, hi, rho=7.0):
 
 
 @pytest.mark.parametrize("family", ["ve", "vp"])
-def test_edm_heun_matches_k_diffusion(gm, family):
+@pytest.mark.parametrize("churn", [{}, {"S_churn": 5.0, "S_tmin": 0.05, "S_tmax": 50.0, "S_noise": 1.003}])
+def test_edm_heun_matches_k_diffusion(gm, family, churn):
+    """Deterministic (EDM Alg. 1) and stochastic Heun (Alg. 2: EDM's S_tmin, S_tmax, S_noise; S_churn 5, below the
+    sqrt(2) - 1 clamp at 18 steps, so gamma = S_churn / N is seen), on shared noise."""
     sde = build_sde(family)
     lo, hi = (0.02, 50.0) if family == "ve" else (0.02, 80.0)
     denoise = lambda x, s: x + s**2 * exact_score(gm, x, 1.0, s)  # noqa: E731 - x_hat = x0 + sigma z
-    z = shared_noise(0, (B, 2)).randn()
-    ref = k_sample_heun(denoise, z * hi, karras(18, lo, hi))
-    ours = S.sample("edm_heun", gm.score_fn(sde), sde, (B, 2), steps=18, sigma_min=lo, sigma_max=hi, seed=0)
+    noise = shared_noise(0, (B, 2))
+    z = noise.randn()
+    ref = k_sample_heun(denoise, z * hi, karras(18, lo, hi), noise, **{k.lower(): v for k, v in churn.items()})
+    ours = S.sample("edm_heun", gm.score_fn(sde), sde, (B, 2), steps=18, sigma_min=lo, sigma_max=hi, seed=0, **churn)
     assert ours.nfe == 2 * 18 - 1
     assert (ours.x - ref).abs().max() < TOL
 
