@@ -15,6 +15,7 @@ from sgm_bench.errors import ConfigError
 from sgm_bench.experiment import load_dataset
 from sgm_bench.guidance import classifier_free
 from sgm_bench.likelihood import dequantized_bpd
+from sgm_bench.metrics.toy import mmd_rbf
 from sgm_bench.models import build_sde
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers.registry import SAMPLERS
@@ -148,8 +149,6 @@ def test_mmd_equals_its_closed_form_between_two_gaussians():
     """Unbiased RBF-MMD^2 between N(0, I) and N(mu, I) in d = 2 at bandwidth h: E k over x - y ~ N(m, 2I) is
     (h^2 / (h^2 + 2))^(d/2) exp(-|m|^2 / (2 (h^2 + 2))), so
     MMD^2 = 2 h^2 / (h^2 + 2) (1 - exp(-|mu|^2 / (2 (h^2 + 2))))."""
-    from sgm_bench.metrics.toy import mmd_rbf
-
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(3000, 2, generator=g), torch.randn(3000, 2, generator=g) + torch.tensor([1.0, 0.0])
     h = 1.0

@@ -44,4 +44,3 @@ def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=1e-5, n_steps_
         for _ in range(n_steps_each):
             x = x + alpha * score_fn(x, t) + math.sqrt(2 * alpha) * noise.randn()
     return x
-
