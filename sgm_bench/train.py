@@ -1,6 +1,7 @@
 """Training loop: Adam with warm-up and clipping, EMA, atomic checkpoints, exact resume, a non-finite-loss guard."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import resource
@@ -177,7 +178,7 @@ class Trainer:
         warm = max(self.tc.warmup, 1)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
         self.batch_gen = torch.Generator().manual_seed(self.tc.seed + 1)
-        self.step, self.history = 0, []
+        self.step, self.history, self._ema_pairs = 0, [], None
         self.seconds_before, self.previous = 0.0, None  # wall-clock of the resumed part; a finished run moved aside
 
     def _data_parallel(self, net: torch.nn.Module) -> torch.nn.Module:
@@ -284,11 +285,31 @@ class Trainer:
             self.opt.step()
         except RuntimeError as e:  # Adam's step size overflows float at absurd learning rates
             self._guard(f"the optimizer step failed ({e})", False)
-        self._guard("a weight became non-finite after the update",
-                    all(torch.isfinite(p).all() for p in self.model.parameters()))
+        # a non-finite weight that the loss uses makes the next loss non-finite, checked every step; all weights are
+        # looked at before each checkpoint (looking every step cost 1.1 ms of a 60 ms digits step)
+        if self._checkpoint_after(self.step + 1):
+            self._guard("a weight became non-finite after the update",
+                        all(torch.isfinite(p).all() for p in self.model.parameters()))
         self.sched.step()
-        self.ema.update_parameters(self.model)
+        self._update_ema()
         return value, float(gnorm)
+
+    def _checkpoint_after(self, step: int) -> bool:
+        return step % self.tc.ckpt_every == 0 or step == self.tc.steps
+
+    def _update_ema(self) -> None:
+        """AveragedModel.update_parameters (use_buffers) over tensor lists made once: the same update, without the
+        per-call traversal and grouping that cost 0.7 ms of a 60 ms digits step."""
+        if self._ema_pairs is None:
+            self._ema_pairs = [list(itertools.chain(m.parameters(), m.buffers())) for m in (self.ema.module, self.model)]
+        averaged, live = self._ema_pairs
+        with torch.no_grad():
+            if self.ema.n_averaged == 0:
+                for a, p in zip(averaged, live, strict=True):
+                    a.copy_(p)
+            else:
+                self.ema.multi_avg_fn(averaged, live, self.ema.n_averaged)
+        self.ema.n_averaged += 1
 
     def _guard(self, what: str, ok: bool) -> None:
         """Stop before a non-finite gradient or weight reaches a checkpoint; the last good one stays untouched."""
@@ -319,7 +340,7 @@ class Trainer:
             self.history.append([self.step, loss, gnorm])
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            if self.step % self.tc.ckpt_every == 0 or self.step == self.tc.steps:
+            if self._checkpoint_after(self.step):
                 self.save()
                 if main and not self.tc.progress:  # a workflow job's log: one line per checkpoint instead of a bar
                     rate = (self.step - first) / max(time.perf_counter() - start, 1e-9)

@@ -7,6 +7,7 @@ from sgm_bench import samplers as S
 from sgm_bench.errors import ConfigError
 from sgm_bench.metrics import sliced_wasserstein
 from sgm_bench.models import build_sde
+from sgm_bench.samplers.base import NoiseSource
 
 N = 2000
 WEIGHT_TOL, SW_TOL = 0.04, 0.2  # fresh data vs fresh data: weight error <= 0.012, within-mode SW <= 0.14 (n = 2000)
@@ -99,6 +100,19 @@ def test_sample_k_depends_only_on_seed_and_k(toy, name, opts):
     other = S.sample(name, gm.score_fn(sde), sde, (5, 2), seed=4, family="vp", first_index=4, **opts).x
     assert torch.allclose(full[4:9], part, atol=1e-5)
     assert not torch.allclose(part, other, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (1, 8, 8)])
+def test_noise_chunk_is_a_speed_setting_not_part_of_the_stream(shape):
+    """Drawing 512 steps at a time (the toys' CPU default) gives the noise of 32 at a time, uniform draws in between
+    (langevin's initial points) included: a chunk that changed the stream would change every committed number."""
+    def draws(chunk):
+        noise = NoiseSource(7, range(3, 9), shape, chunk=chunk)
+        first, init = noise.randn(), noise.rand()
+        return torch.stack([first, init, *(noise.randn() for _ in range(700))])
+
+    assert torch.equal(draws(32), draws(512))
+    assert torch.equal(draws(None), draws(32))
 
 
 @pytest.mark.parametrize("name,family", [("ddim", "ve"), ("ancestral", "subvp"), ("langevin", "vp"),
