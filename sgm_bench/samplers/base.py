@@ -35,7 +35,8 @@ class NoiseSource:
         """The next N(0, I) draw of shape [B, *shape]."""
         if self._buf is None or self._pos == len(self._buf):
             n = self.FIRST if self._buf is None else self.chunk
-            self._buf = torch.stack([torch.randn((n, *self.shape), generator=g, device=self.device) for g in self.gens], 1)
+            draws = [torch.randn((n, *self.shape), generator=g, device=self.device) for g in self.gens]
+            self._buf = torch.stack(draws, 1)
             self._pos = 0
         self._pos += 1
         return self._buf[self._pos - 1]
