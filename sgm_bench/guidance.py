@@ -16,6 +16,7 @@ from .nets.embed import GaussianFourier
 from .nets.unet import UNetClassifier
 from .registry import Registry
 from .sde import SDE, bcast
+from .train import adam
 
 
 TIME_CLASSIFIERS = Registry("time-dependent classifier")
@@ -55,7 +56,7 @@ def train_time_classifier(sde: SDE, x, y, num_classes: int, steps: int = 3000, b
     torch.manual_seed(seed)
     net = dict(net or {"name": "mlp"})
     clf = TIME_CLASSIFIERS[net.pop("name", "mlp")](tuple(x.shape[1:]), num_classes, **net).to(device)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    opt = adam(clf.parameters(), lr)
     x, y = x.to(device), y.to(device)  # once, not per step
     for _ in tqdm(range(steps), disable=not progress, desc="time classifier"):
         idx = torch.randint(len(x), (batch,), generator=g, device=device)

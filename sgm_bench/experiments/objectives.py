@@ -12,6 +12,7 @@ from ..experiment import load_dataset
 from ..losses import LOSSES
 from ..models import build_model
 from ..report.plots import plt, save
+from ..train import adam
 from .registry import EXPERIMENTS
 
 
@@ -26,7 +27,7 @@ def ssm_noise(out, steps: int = 4000, noise_stds=(0.0, 0.01, 0.1), lr: float = 1
         torch.manual_seed(seed)
         model = build_model("score", (1, 8, 8), {"name": "mlp", "hidden": 256, "depth": 2, "act": "softplus"},
                             noise_std=sd)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = adam(model.parameters(), lr)
         g = torch.Generator().manual_seed(seed)
         vals = []
         for _ in range(steps):
@@ -65,7 +66,7 @@ def objective_cost(out, dims=(2, 4, 8, 16, 32, 64, 128, 256), repeats: int = 5, 
     for D in dims:
         torch.manual_seed(seed)
         model = build_model("score", (D,), {"name": "mlp", "hidden": 256, "depth": 2, "act": "softplus"}, noise_std=0.1)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        opt = adam(model.parameters(), 1e-4)
         x = torch.randn(batch, D)
         for obj, extra in (("esm", {"max_dim": max(dims)}), ("ssm", {}), ("dsm", {"noise_std": 0.1})):
             times = []

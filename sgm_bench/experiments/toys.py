@@ -10,6 +10,7 @@ from ..likelihood import ode_nll
 from ..losses import LOSSES
 from ..models import build_model, build_sde
 from ..report.plots import plt, save
+from ..train import adam
 from .registry import EXPERIMENTS
 
 
@@ -39,7 +40,7 @@ def _train_toy(data, family: str, net: dict, steps: int, lr: float, batch: int, 
     """A short in-process training run (the Trainer's loop without checkpoints) for the toy experiments."""
     torch.manual_seed(seed)
     model = build_model(family, (data.shape[1],), net)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = adam(model.parameters(), lr)
     g = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(steps):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..io import save_json, save_torch
+from ..train import adam
 
 
 class DigitsCNN(nn.Module):
@@ -32,7 +33,7 @@ def train_digits_classifier(train_x, train_y, test_x, test_y, out_path, epochs: 
     """Adam, batch 64, light shift augmentation; writes the weights and {'test_accuracy', ...} beside them."""
     torch.manual_seed(seed)
     net = DigitsCNN(train_x.shape[-1], int(train_y.max()) + 1, train_x.shape[1])
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = adam(net.parameters(), 1e-3)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         perm = torch.randperm(len(train_x), generator=g)
