@@ -116,6 +116,32 @@ def test_an_infinite_gradient_with_a_finite_loss_stops_before_the_update(tmp_pat
     assert not list((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
 
 
+@pytest.mark.parametrize("poisoned,caught_by,kept", [(4, "loss", []), (5, "weight", []),
+                                                     (7, "loss", ["step_00000005.pt"])])
+def test_a_non_finite_weight_never_reaches_a_checkpoint(tmp_path, poisoned, caught_by, kept):
+    """Weights are looked at before each checkpoint (ckpt_every 5), losses every step: a weight made inf by the update
+    of step 5 stops the run before checkpoint 5; one made inf at step 4 or 7 shows in the next step's loss. Whatever
+    was kept is finite."""
+    cfg = toy_cfg(steps=20, ckpt_every=5)
+    t = Trainer(cfg, load_dataset(cfg["data"]), tmp_path / "run")
+    real_step = t.opt.step
+
+    def step():
+        real_step()
+        if t.step + 1 == poisoned:
+            with torch.no_grad():
+                next(t.model.parameters())[0, 0] = float("inf")
+
+    t.opt.step = step
+    with pytest.raises(NonFiniteLossError, match=rf"{caught_by}.* at step {poisoned + (caught_by == 'loss')}"):
+        t.run()
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    assert names == kept
+    for name in names:
+        state = torch.load(tmp_path / "run" / "checkpoints" / name, weights_only=True)
+        assert all(torch.isfinite(v).all() for part in ("model", "ema") for v in state[part].values())
+
+
 def test_a_rerun_replaces_its_mlflow_run(tmp_path):
     """--forcerun evaluate added a second active run per job; a search must return one current run per job."""
     from sgm_bench.tracking import Tracker
