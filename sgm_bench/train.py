@@ -179,12 +179,14 @@ class Trainer:
         self.model = model_from_spec(self.spec).to(self.device)
         self.trained = self.model if self.ranks.world == 1 else self.model.with_net(self._data_parallel(self.model.net))
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.tc.ema), use_buffers=True)
+        # the tensors the EMA update pairs (loading a checkpoint copies into them in place, so they stay these)
+        self._ema_pairs = [list(itertools.chain(m.parameters(), m.buffers())) for m in (self.ema.module, self.model)]
         lr = self.tc.lr if self.tc.lr is not None else family.lr
         self.opt = adam(self.model.parameters(), lr)
         warm = max(self.tc.warmup, 1)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
         self.batch_gen = torch.Generator().manual_seed(self.tc.seed + 1)
-        self.step, self.history, self._ema_pairs = 0, [], None
+        self.step, self.history = 0, []
         self.seconds_before, self.previous = 0.0, None  # wall-clock of the resumed part; a finished run moved aside
 
     def _data_parallel(self, net: torch.nn.Module) -> torch.nn.Module:
@@ -306,9 +308,6 @@ class Trainer:
     def _update_ema(self) -> None:
         """AveragedModel.update_parameters (use_buffers) over tensor lists made once: the same update, without the
         per-call traversal and grouping that cost 0.7 ms of a 60 ms digits step."""
-        if self._ema_pairs is None:
-            models = (self.ema.module, self.model)
-            self._ema_pairs = [list(itertools.chain(m.parameters(), m.buffers())) for m in models]
         averaged, live = self._ema_pairs
         with torch.no_grad():
             if self.ema.n_averaged == 0:
