@@ -16,7 +16,7 @@ from .nets.embed import GaussianFourier
 from .nets.unet import UNetClassifier
 from .registry import Registry
 from .sde import SDE, bcast
-from .train import adam
+from .optim import adam
 
 
 TIME_CLASSIFIERS = Registry("time-dependent classifier")

@@ -22,6 +22,7 @@ from .experiment import Dataset, config_hash, load_dataset, loss_options, model_
 from .io import save_json, save_torch, save_text
 from .losses import LOSSES, global_batch
 from .models import FAMILIES, ScoreModel
+from .optim import adam
 
 CKPT_FORMAT = 1
 
@@ -69,12 +70,6 @@ def ema_with_warmup(decay: float):
             torch._foreach_lerp_(ema_params, params, 1 - d)
 
     return update
-
-
-def adam(params, lr: float) -> torch.optim.Adam:
-    """torch's Adam with its multi-tensor (foreach) step: the same updates bit for bit as the per-tensor loop that is
-    its CPU default, 1.6x faster on a digits U-Net (on a GPU, foreach is the default already)."""
-    return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def pick_device(name: str) -> torch.device:
@@ -287,7 +282,7 @@ class Trainer:
         self._guard(f"the loss became {value}", math.isfinite(value))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        gnorm = self.opt.clip_grad_norm_(self.tc.grad_clip)
         self._guard(f"the gradient norm became {float(gnorm)}", math.isfinite(float(gnorm)))
         try:
             self.opt.step()

@@ -11,8 +11,8 @@ import torch
 from ..experiment import load_dataset
 from ..losses import LOSSES
 from ..models import build_model
+from ..optim import adam
 from ..report.plots import plt, save
-from ..train import adam
 from .registry import EXPERIMENTS
 
 

@@ -9,8 +9,8 @@ from ..data import TOYS
 from ..likelihood import ode_nll
 from ..losses import LOSSES
 from ..models import build_model, build_sde
+from ..optim import adam
 from ..report.plots import plt, save
-from ..train import adam
 from .registry import EXPERIMENTS
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..io import save_json, save_torch
-from ..train import adam
+from ..optim import adam
 
 
 class DigitsCNN(nn.Module):
