@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import re
@@ -90,24 +91,45 @@ class Tracker:
                   file=sys.stderr)
             return exp.experiment_id
 
-    def _search(self, tag: str, value: str, max_results: int = 50000):
-        return self.client.search_runs([self.exp_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=max_results)
+    def _runs(self):
+        """Every active run of the experiment, page by page."""
+        token = None
+        while True:
+            page = self.client.search_runs([self.exp_id], max_results=50000, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    @functools.cached_property
+    def _index(self) -> dict:
+        """run id -> bookkeeping tags of the experiment's active runs, from one search: a search per lookup (three per
+        logged run) was half of the track job. Each key and job belongs to one writer job, so what concurrent writers
+        add meanwhile never concerns this one; this writer's own changes are kept in it."""
+        return {r.info.run_id: {k: v for k, v in r.data.tags.items() if k in (KEY, JOB, PENDING)} for r in self._runs()}
+
+    def _matching(self, tag: str, value: str) -> list:
+        return [rid for rid, tags in self._index.items() if tags.get(tag) == value]
+
+    def _delete(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
+        del self._index[run_id]
 
     def find(self, key: str):
-        runs = self._search(KEY, key, 1)
-        return runs[0].info.run_id if runs else None
+        runs = self._matching(KEY, key)
+        return runs[0] if runs else None
 
     def _clean_pending(self, key: str):
-        for r in self._search(PENDING, key):
-            if KEY not in r.data.tags:
-                self.client.delete_run(r.info.run_id)
+        for rid in self._matching(PENDING, key):
+            if KEY not in self._index[rid]:
+                self._delete(rid)
 
     def supersede(self, job: str, key: str) -> int:
         """Delete (MLflow's soft delete) the complete runs of logical job `job` other than `key`: a re-run replaces its
         run, so a search returns one current run per job. Returns how many were superseded."""
-        old = [r for r in self._search(JOB, job) if r.data.tags.get(KEY) != key]
-        for r in old:
-            self.client.delete_run(r.info.run_id)
+        old = [rid for rid in self._matching(JOB, job) if self._index[rid].get(KEY) != key]
+        for rid in old:
+            self._delete(rid)
         return len(old)
 
     def log_run(self, key: str, name: str, params: dict, metrics: dict, tags: dict, parent: str | None = None,
@@ -127,6 +149,7 @@ class Tracker:
             run_tags["mlflow.parentRunId"] = parent
         start, end = (int(1000 * t) for t in times) if times else (None, None)
         rid = self.client.create_run(self.exp_id, tags=run_tags, start_time=start).info.run_id
+        self._index[rid] = {k: v for k, v in run_tags.items() if k in (JOB, PENDING)}
         self.client.log_batch(rid, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
                               metrics=[Metric(metric_name(k), float(v), end or 0, 0) for k, v in metrics.items()
                                        if isinstance(v, (int, float)) and v == v])
@@ -144,6 +167,7 @@ class Tracker:
             if Path(a).exists():
                 self.client.log_artifact(rid, str(a))
         self.client.set_tag(rid, KEY, key)
+        self._index[rid][KEY] = key
         self.client.set_terminated(rid, status="FAILED" if failed else "FINISHED", end_time=end)
         if job:
             self.supersede(job, key)
@@ -167,7 +191,7 @@ class Tracker:
                               (absolute, relative, int(self.exp_id))).rowcount
 
     def count(self) -> int:
-        return len(self.client.search_runs([self.exp_id], max_results=50000))
+        return sum(1 for _ in self._runs())
 
 
 def dataset_input(name: str, digest: str, source: str, n: int, split: str):

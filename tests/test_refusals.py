@@ -153,6 +153,26 @@ def test_a_rerun_replaces_its_mlflow_run(tmp_path):
     assert len(runs) == 1 and runs[0].data.metrics["fid"] == 2.0
 
 
+def test_a_rerun_reuses_complete_mlflow_runs_and_rewrites_half_written_ones(tmp_path, monkeypatch):
+    """A writer that crashed mid-run leaves a pending run: the next writer deletes and rewrites it, reuses the complete
+    ones, and (having looked the runs up once) still sees the runs it wrote itself."""
+    from sgm_bench.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    first = Tracker(uri, "e")
+    done, _ = first.log_run("k1", "m/pc/10", {}, {"fid": 1.0}, {}, job="m-pc-10")
+    monkeypatch.setattr(first.client, "log_batch", lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError):
+        first.log_run("k2", "m/ode/adaptive", {}, {"fid": 2.0}, {})
+    monkeypatch.undo()
+    second = Tracker(uri, "e")
+    assert second.log_run("k1", "m/pc/10", {}, {"fid": 1.0}, {}, job="m-pc-10") == (done, False)
+    rewritten, created = second.log_run("k2", "m/ode/adaptive", {}, {"fid": 2.0}, {})
+    assert created and second.log_run("k2", "m/ode/adaptive", {}, {"fid": 2.0}, {}) == (rewritten, False)
+    runs = second.client.search_runs([second.exp_id])
+    assert sorted(r.info.run_id for r in runs) == sorted([done, rewritten]) and second.count() == 2
+
+
 def test_fid_on_fewer_images_than_feature_dimensions_is_marked_not_comparable(tmp_path):
     from sgm_bench.metrics.digits_cnn import train_digits_classifier
     from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics
