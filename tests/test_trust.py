@@ -15,7 +15,7 @@ from sgm_bench.errors import ConfigError
 from sgm_bench.experiment import load_dataset
 from sgm_bench.guidance import classifier_free
 from sgm_bench.likelihood import dequantized_bpd
-from sgm_bench.metrics.toy import mmd_rbf
+from sgm_bench.metrics.toy import SlicedReference, mmd_rbf
 from sgm_bench.models import build_sde
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers.registry import SAMPLERS
@@ -156,6 +156,17 @@ def test_mmd_equals_its_closed_form_between_two_gaussians():
     assert abs(mmd_rbf(a, b, bandwidth=h) - exact) < 0.01
     assert abs(mmd_rbf(a, torch.randn(3000, 2, generator=g), bandwidth=h)) < 0.005
 
+
+
+def test_sliced_wasserstein_in_one_dimension_is_w2_at_every_sample_size():
+    """In 1-D every unit direction is +-1, so SW_2 is W_2 of the sorted samples; one reference scores samples of
+    several sizes (its sorted projections kept per n) against its first n points."""
+    g = torch.Generator().manual_seed(0)
+    ref = SlicedReference(torch.randn(400, 1, generator=g))
+    for n in (300, 120, 300, 400):
+        a = 1.5 * torch.randn(n, 1, generator=g) + 0.3
+        exact = (a.double().sort(0).values - ref.b[:n].sort(0).values).pow(2).mean().sqrt()
+        assert ref(a) == pytest.approx(float(exact), rel=1e-12)
 
 # --- every sampler on real trained networks ---------------------------------------------------------------------
 

@@ -6,14 +6,25 @@ import torch
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_proj: int = 256, seed: int = 0) -> float:
     """SW_2 over random unit directions: sqrt(E_v W_2^2(v^T a, v^T b)), quantiles matched by sorting (equal n)."""
-    if len(a) != len(b):
-        n = min(len(a), len(b))
-        a, b = a[:n], b[:n]
-    a, b = a.double().flatten(1), b.double().flatten(1)
-    v = torch.randn(a.shape[1], n_proj, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    v = v / v.norm(dim=0, keepdim=True)
-    pa, pb = (_sorted_columns(a @ v.to(a.device)), _sorted_columns(b @ v.to(b.device)))
-    return float(((pa - pb) ** 2).mean().sqrt())
+    return SlicedReference(b, n_proj, seed)(a)
+
+
+class SlicedReference:
+    """sliced_wasserstein to one reference set b, whose sorted projections are made once per sample size: half of each
+    call's work when one reference scores every sampler's samples."""
+
+    def __init__(self, b: torch.Tensor, n_proj: int = 256, seed: int = 0):
+        self.b = b.double().flatten(1)
+        v = torch.randn(self.b.shape[1], n_proj, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self.v = v / v.norm(dim=0, keepdim=True)
+        self.sorted = {}  # n -> the first n reference points' sorted projections
+
+    def __call__(self, a: torch.Tensor) -> float:
+        n = min(len(a), len(self.b))  # equal n: the first n of each
+        if n not in self.sorted:
+            self.sorted[n] = _sorted_columns(self.b[:n] @ self.v.to(self.b.device))
+        pa = _sorted_columns(a[:n].double().flatten(1) @ self.v.to(a.device))
+        return float(((pa - self.sorted[n]) ** 2).mean().sqrt())
 
 
 def _sorted_columns(p: torch.Tensor) -> torch.Tensor:
