@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 
 from .nets.embed import GaussianFourier
 from .nets.unet import UNetClassifier
+from .optim import adam
 from .registry import Registry
 from .sde import SDE, bcast
-from .optim import adam
 
 
 TIME_CLASSIFIERS = Registry("time-dependent classifier")

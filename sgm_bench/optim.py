@@ -24,7 +24,7 @@ class FlatAdam(torch.optim.Adam):
         flat.grad = torch.zeros_like(flat)
         self.grad_views = [flat.grad[s].view_as(p) for p, s in zip(self.views, self.slices)]
         self.used = None  # the indices of the parameters with gradients, fixed at the first step
-        self.gathered = False  # this step's gradients are in the flat one (clip_grad_norm_ was called)
+        self.gathered = None  # this step's gradients, once copied into the flat one
         super().__init__([flat], lr=lr, foreach=True)
         self.flat = flat
 
@@ -36,7 +36,9 @@ class FlatAdam(torch.optim.Adam):
                 p.grad.zero_()
 
     def _gather(self) -> list:
-        """Copy the parameters' gradients into the flat one (once per step: clip_grad_norm_, then step); returns them."""
+        """Copy the gradients into the flat one, once per step (clip_grad_norm_, then step); returns them."""
+        if self.gathered is not None:
+            return self.gathered
         used = [i for i, p in enumerate(self.views) if p.grad is not None]
         if self.used is None:
             self.used = used
@@ -44,14 +46,12 @@ class FlatAdam(torch.optim.Adam):
             raise RuntimeError("FlatAdam: the parameters with gradients changed between steps "
                                f"({len(self.used)} -> {len(used)}); a parameter used at only some steps would move at "
                                "the others: train such a model with torch.optim.Adam")
-        grads = [self.views[i].grad for i in used]
-        if not self.gathered:
-            torch._foreach_copy_([self.grad_views[i] for i in used], grads)
-            self.gathered = True
-        return grads
+        self.gathered = [self.views[i].grad for i in used]
+        torch._foreach_copy_([self.grad_views[i] for i in used], self.gathered)
+        return self.gathered
 
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
-        """torch.nn.utils.clip_grad_norm_: the norm of the gradients' norms, the scaling applied to the flat gradient."""
+        """torch.nn.utils.clip_grad_norm_: the norm of the gradients' norms; the flat gradient scaled by one kernel."""
         total = torch.nn.utils.get_total_norm(self._gather(), 2.0)
         torch.nn.utils.clip_grads_with_norm_([self.flat], max_norm, total)
         return total
@@ -61,7 +61,7 @@ class FlatAdam(torch.optim.Adam):
         try:
             return super().step(closure)
         finally:
-            self.gathered = False
+            self.gathered = None
 
     def state_dict(self) -> dict:
         """torch's per-parameter layout: the flat moments cut into the parameters' shapes, a step count each."""

@@ -282,8 +282,8 @@ class Trainer:
         self._guard(f"the loss became {value}", math.isfinite(value))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        gnorm = self.opt.clip_grad_norm_(self.tc.grad_clip)
-        self._guard(f"the gradient norm became {float(gnorm)}", math.isfinite(float(gnorm)))
+        gnorm = float(self.opt.clip_grad_norm_(self.tc.grad_clip))
+        self._guard(f"the gradient norm became {gnorm}", math.isfinite(gnorm))
         try:
             self.opt.step()
         except RuntimeError as e:  # Adam's step size overflows float at absurd learning rates
@@ -295,7 +295,7 @@ class Trainer:
                         all(torch.isfinite(p).all() for p in self.model.parameters()))
         self.sched.step()
         self._update_ema()
-        return value, float(gnorm)
+        return value, gnorm
 
     def _checkpoint_after(self, step: int) -> bool:
         return step % self.tc.ckpt_every == 0 or step == self.tc.steps
