@@ -14,6 +14,7 @@ import torch
 
 from sgm_bench import samplers
 from sgm_bench.models import build_model
+from sgm_bench.runtime import configure
 
 UNET = {"name": "unet", "ch": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []}
 
@@ -31,7 +32,7 @@ def timed(model, n: int, steps: int, batch: int) -> tuple[float, int]:
 
 
 def main(threads: int = 1, batch: int = 2000) -> None:
-    torch.set_num_threads(threads)
+    configure(threads)  # as a workflow job runs
     model = build_model("vp", (1, 8, 8), UNET).eval()
     timed(model, 64, 5, batch)  # warm-up
     rows = [("n", n, 50, *timed(model, n, 50, batch)) for n in (250, 500, 1000, 2000, 4000)]

@@ -24,6 +24,7 @@ import torch
 
 from sgm_bench.experiment import load_dataset
 from sgm_bench.likelihood import bits_per_dim, ode_nll
+from sgm_bench.runtime import configure
 from sgm_bench.samplers.base import NoiseSource
 from sgm_bench.samplers.ode import pf_drift
 from sgm_bench.train import load_model
@@ -67,7 +68,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    configure(a.threads)  # as a workflow job runs
     model = load_model(a.model)
     theirs = copy.deepcopy(model).requires_grad_(True)  # score_sde restores a trainable model: weights require grad
     data = load_dataset({"name": "digits"})

@@ -13,6 +13,7 @@ import platform
 import torch
 
 from sgm_bench.experiment import load_dataset
+from sgm_bench.runtime import configure
 from sgm_bench.train import load_model
 
 
@@ -21,7 +22,7 @@ def main():
     ap.add_argument("--model", default="work/default/models/smld-digits/model.pt")
     ap.add_argument("--levels", type=int, nargs="+", default=[0, 5, 20, 100, 300, 600, 999])
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    configure(1)  # as a workflow job runs
     model = load_model(args.model)
     x0 = load_dataset({"name": "digits"}).test[:64]
     sde, g = model.sde, torch.Generator().manual_seed(0)

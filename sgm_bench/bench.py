@@ -17,6 +17,7 @@ from .likelihood import ddpm_vlb, dequantized_bpd, ode_nll
 from .metrics import mmd_rbf
 from .metrics.toy import SlicedReference, finite_only
 from .models import ScoreModel
+from .runtime import configure
 from .samplers.registry import why_not
 from .train import device_name, peak_memory_mb
 
@@ -162,13 +163,13 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
 
 
 def setup_job(threads: int, log_path=None, job=None) -> None:
-    """Per-job settings for workflow jobs: torch threads = the job's cores; warnings and progress go to its log, which
+    """Per-job settings for workflow jobs: torch threads = the job's cores and the allocator (runtime.py); warnings and progress go to its log, which
     opens with what the job is (rule, wildcards, threads, its settings) and closes with its wall-clock."""
     import atexit
     import sys
     from pathlib import Path
 
-    torch.set_num_threads(max(int(threads), 1))
+    configure(threads)
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job

@@ -118,9 +118,9 @@ def cmd_quick(args):
     cfg = {"data": {"name": "mixture2d", "n_train": 10000},
            "model": {"family": "vp", "net": {"name": "mlp", "hidden": 128, "depth": 2, "act": "silu"}},
            "train": {"steps": args.steps, "batch_size": 256, "lr": 2e-3, "warmup": 100, "ema": 0.995, "ckpt_every": 500}}
-    import torch
+    from .runtime import configure
 
-    torch.set_num_threads(args.threads)  # torch's default on a 2-core machine made this 12x slower (issue 12)
+    configure(args.threads)  # torch's default thread count on a 2-core machine made this 12x slower (issue 12)
     data = load_dataset(cfg["data"])
     cfg["train"]["progress"] = True
     Trainer(cfg, data, args.run_dir).run()

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from .errors import ConfigError
+from .runtime import configure
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def launch(fn, processes: int, *args, device: str = "auto"):
 @record  # the failing process's traceback travels into the parent's ChildFailedError
 def _in_group(fn, device, threads, log, *args):
     """One launched process: the parent's thread count and log, then the group."""
-    torch.set_num_threads(threads)
+    configure(threads)
     if log:
         sys.stderr = open(log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     init_from_env(device)

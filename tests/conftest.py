@@ -3,6 +3,7 @@ import torch
 
 from sgm_bench.data import TOYS
 from sgm_bench.metrics import sliced_wasserstein
+from sgm_bench.runtime import configure
 
 
 @pytest.fixture(autouse=True)
@@ -30,4 +31,4 @@ def toy():
     return lambda name: TOYS[name]()
 
 
-torch.set_num_threads(1)  # pytest-xdist runs one worker per core: avoid oversubscribing them
+configure(1)  # pytest-xdist runs one worker per core: avoid oversubscribing them
