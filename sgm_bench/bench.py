@@ -163,8 +163,9 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
 
 
 def setup_job(threads: int, log_path=None, job=None) -> None:
-    """Per-job settings for workflow jobs: torch threads = the job's cores and the allocator (runtime.py); warnings and progress go to its log, which
-    opens with what the job is (rule, wildcards, threads, its settings) and closes with its wall-clock."""
+    """Per-job settings for workflow jobs: torch threads = the job's cores and the allocator (runtime.configure);
+    warnings and progress go to its log, which opens with what the job is (rule, wildcards, threads, its settings) and
+    closes with its wall-clock."""
     import atexit
     import sys
     from pathlib import Path

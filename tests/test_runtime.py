@@ -1,4 +1,4 @@
-"""A workflow job keeps freed tensor memory: a repeated step stops faulting pages in (runtime.py)."""
+"""A workflow job keeps freed tensor memory: repeated U-Net forwards stop faulting pages in (runtime.py)."""
 import subprocess
 import sys
 
@@ -6,25 +6,26 @@ import pytest
 
 from sgm_bench.runtime import keep_freed_memory
 
-STEP = """
-import resource, sys, torch
-{setup}
-x = torch.ones(250, 16, 8, 8)  # a digits U-Net activation at n = 250
-def step():  # allocations of a few sizes, freed at the end of the step, as in a forward pass
-    a = x * 2; b = torch.cat([a, a], 1); c = b * 3; return c.sum()
-for _ in range(3): step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(50): step()
+# 20 forwards of the default digits U-Net at n = 250 in a fresh process after `setup_job`, as an evaluation job makes
+# them. Measured over 8 hash seeds: 250-1 000 page faults with the allocator setting, 47 000-145 000 without.
+FORWARDS = """
+import resource, torch
+from sgm_bench.bench import setup_job
+from sgm_bench.models import build_model
+setup_job(1)
+unet = {"name": "unet", "ch": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []}  # the default's
+net = build_model("vp", (1, 8, 8), unet).eval()
+x, t = torch.randn(250, 1, 8, 8), torch.full((250,), 0.5)
+with torch.no_grad():
+    for _ in range(3): net.score(x, t)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20): net.score(x, t)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def page_faults(setup: str) -> int:
-    out = subprocess.run([sys.executable, "-c", STEP.format(setup=setup)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1])
-
-
 @pytest.mark.skipif(not keep_freed_memory(), reason="the C library is not glibc: its allocator is left as it is")
 def test_a_job_reuses_freed_memory_instead_of_faulting_it_in_again():
-    faults = page_faults("from sgm_bench.bench import setup_job; setup_job(1)")  # what every workflow job runs first
-    assert faults <= 50, f"{faults} page faults in 50 steps after setup_job: freed memory goes back to the kernel"
+    out = subprocess.run([sys.executable, "-c", FORWARDS], capture_output=True, text=True, check=True)
+    faults = int(out.stdout.split()[-1])
+    assert faults <= 5000, f"{faults} page faults in 20 forwards after setup_job: freed memory goes back to the kernel"
