@@ -26,9 +26,22 @@ def step_of_time(t: torch.Tensor, N: int, T: float = 1.0) -> torch.Tensor:
     return (t * (N - 1) / T).long().clamp(0, N - 1)
 
 
-def step_time(i, N: int, T: float = 1.0):
-    """A time that means step i whatever the float round-off: the middle of its interval [i, i + 1) (N - 1) / T."""
-    return min((i + 0.5) / (N - 1), 1.0) * T
+def time_of_step(i: torch.Tensor, N: int, T: float = 1.0) -> torch.Tensor:
+    """Step i's grid time i T / (N - 1) in float32, nudged up by an ulp where round-off would floor it to step i - 1
+    (i / 231 does for i = 29, 31, 58, ...): every step is trained and queried at its own label, and a network fed
+    score_sde's fractional label t (N - 1) sees i to float precision."""
+    t = i.float() * (T / (N - 1)) if T != 1.0 else i.float() / (N - 1)
+    for _ in range(8):
+        low = step_of_time(t, N, T) < i
+        if not bool(low.any()):
+            return t
+        t = torch.where(low, torch.nextafter(t, torch.full_like(t, 2.0 * T)), t)
+    raise AssertionError(f"no float32 time means steps {i[low].tolist()} of {N}")
+
+
+def step_time(i: int, N: int, T: float = 1.0) -> float:
+    """time_of_step for one step, as a float."""
+    return float(time_of_step(torch.tensor([int(i)]), N, T)[0])
 
 
 def grid(N: int, eps: float, T: float = 1.0, device=None) -> torch.Tensor:

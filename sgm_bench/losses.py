@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 import torch
 
+from .chain import time_of_step
 from .errors import ConfigError
 from .models import ScoreModel
 from .registry import Registry
@@ -85,7 +86,7 @@ def smld_loss(model: ScoreModel, x, y=None, reduce_mean: bool = False):
     """NCSN: 1/2 E_i sigma_i^2 E ||s(x~, sigma_i) + (x~ - x) / sigma_i^2||^2, i ~ U{1..L} (Song & Ermon 2019, eq. 6)."""
     sde = model.sde
     i = level(x, sde.N)
-    t = i.float() / (sde.N - 1)
+    t = time_of_step(i, sde.N, sde.T)
     sigma = sde.discrete_sigmas.to(x.device)[i]
     z = normal_like(x)
     score = model.score(x + bcast(sigma, x) * z, t, y)
@@ -101,7 +102,7 @@ def ddpm_loss(model: ScoreModel, x, y=None, objective: str = "simple", variance:
     """
     sched, N = model.sde.schedule, model.sde.N
     i = level(x, N)
-    t = i.float() / (N - 1)
+    t = time_of_step(i, N, model.sde.T)
     ab = bcast(sched.alphas_cumprod.to(x.device)[i], x)
     eps = normal_like(x)
     xt = ab.sqrt() * x + (1 - ab).sqrt() * eps

@@ -87,7 +87,7 @@ class SDE(abc.ABC):
 
     def query_time(self, sigma: float) -> float:
         """The time at which to ask the score for noise level sigma: t(sigma), or the middle of a discrete level's
-        step so that floor(t (N - 1) / T) is that level whatever the float round-off."""
+        step (chain.time_of_step: floor(t (N - 1) / T) is that level whatever the float round-off)."""
         if not self.discrete:
             return float(self.t_of_sigma(torch.as_tensor(sigma, dtype=torch.float64)))
         return step_time(int((self.level_sigmas().double() - float(sigma)).abs().argmin()), self.N, self.T)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sgm_bench.errors import ConfigError
-from sgm_bench.models import build_sde
+from sgm_bench.models import build_model, build_sde
 from sgm_bench.sde import SDE, SDES, DDPMSchedule, SubVPSDE, VESDE, VPSDE, ncsnv2_schedule, smld_sigmas
 
 
@@ -95,3 +95,24 @@ def test_bad_process_parameters_fail_clearly():
         VESDE(1.0, 0.5)
     with pytest.raises(ConfigError, match="valid choices: subvp, ve, vp"):
         SDES["vpp"]
+
+
+@pytest.mark.parametrize("N", [10, 232, 1000, 2000])
+def test_every_discrete_level_is_trained_at_its_own_label(N):
+    """The losses draw step i and ask the model at time_of_step(i): floor(t (N - 1)) must give i back (i / 231 in
+    float32 floors to i - 1 for seven levels of NCSNv2's 232), and score_sde's fractional label t (N - 1) is i."""
+    from sgm_bench import losses
+    from sgm_bench.chain import step_of_time, time_of_step
+
+    i = torch.arange(N)
+    t = time_of_step(i, N)
+    assert torch.equal(step_of_time(t, N), i)
+    assert float((t * (N - 1) - i).abs().max()) < 1e-3
+    if N > 232:
+        return
+    seen = []  # the loss itself: every level's label is seen (with i / (N - 1), levels 29, 31, ... never are)
+    model = build_model("ddpm", (2,), sde={"N": N, "beta_max": 5.0}, net={"name": "mlp"})
+    model.forward = lambda x, t, y=None: seen.append(model.sde.index(t)) or torch.zeros_like(x)
+    for _ in range(40):
+        losses.ddpm_loss(model, torch.zeros(256, 2))
+    assert torch.equal(torch.cat(seen).unique(), i)
