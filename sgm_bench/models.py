@@ -68,17 +68,28 @@ class ScoreModel(nn.Module):
         self.param = param or self.family.param
         self.noise_std = noise_std
         self.shape = tuple(net.shape) if hasattr(net, "shape") else None
+        self.labels = getattr(net, "label_convention", "sgm_bench")
 
     def label(self, t: torch.Tensor) -> torch.Tensor:
         """The network's noise input: step index (discrete), log sigma(t) (VE), or t times the embedding's time scale
-        (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features)."""
+        (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features); score_sde's networks get its own."""
         if self.sde is None:
             return torch.zeros_like(t)
+        if self.labels == "score_sde":
+            return self._score_sde_label(t)
         if self.family.discrete:
             return self.sde.index(t).float()
         if self.sde.kind == "ve":
             return torch.log(self.sde.std(t))
         return t * getattr(getattr(getattr(self.net, "cond", None), "noise", None), "time_scale", 999.0)
+
+    def _score_sde_label(self, t: torch.Tensor) -> torch.Tensor:
+        """score_sde's `get_score_fn` labels: VE sigma(t), or the step counted from sigma_max (N - 1 - i); VP and
+        sub-VP 999 t, or t (N - 1) for a discrete VP model (fractional off the grid, as its ODE sampler feeds it)."""
+        sde = self.sde
+        if sde.kind == "ve":
+            return (sde.N - 1 - sde.index(t)).float() if self.family.discrete else sde.std(t)
+        return t * (sde.N - 1) if self.family.discrete else t * 999
 
     def noise_level(self, t: torch.Tensor) -> NoiseLevel:
         """m_t, s_t at t; the discrete chains use their own sigma_i or alpha-bar_i, not the continuous marginals."""
@@ -120,13 +131,19 @@ def build_model(family: str, shape, net: dict | None = None, sde: dict | None = 
     net = dict(net or {"name": "mlp"})
     proc = build_sde(family, **(sde or {}))
     kwargs = {k: v for k, v in net.items() if k != "name"}
+    make = NETS[net.get("name", "mlp")]
+    if getattr(make, "label_convention", None) == "score_sde":  # score_sde: Fourier features for continuous VE only
+        kwargs.setdefault("embedding", "fourier" if fam.sde == "ve" and not fam.discrete else "positional")
     kwargs.setdefault("embedding", fam.embedding)
     if fam.discrete:
         kwargs.setdefault("num_labels", proc.N)
     if kwargs["embedding"] == "index" and not fam.discrete:
         raise ConfigError(f"family {family!r} is continuous in time: an 'index' embedding needs a discrete family")
+    if kwargs["embedding"] == "fourier" and fam.discrete:
+        raise ConfigError(f"family {family!r} is discrete: Fourier features take a continuous noise level; use "
+                          "'positional' (score_sde) or 'index'")
     try:
-        network = NETS[net.get("name", "mlp")](shape, num_classes=num_classes, **kwargs)
+        network = make(shape, num_classes=num_classes, **kwargs)
     except TypeError as e:
         raise ConfigError(f"bad network options for {net.get('name')!r}: {e}") from e
     return ScoreModel(family, network, proc, param, noise_std)
