@@ -94,6 +94,14 @@ def cmd_sample(args):
     print(json.dumps(record))
 
 
+def cmd_import(args):
+    from .released import import_checkpoint
+
+    writable(args.out)
+    out = import_checkpoint(args.source, args.format, args.out, args.config)
+    print(f"wrote {out}: load it with sgm_bench.load_model({str(out)!r}) or sample it with sgm-bench sample {out}")
+
+
 def write_grid(model_path, x, path, title: str) -> None:
     """An 8x8 grid (images, in the data's own levels) or a scatter (toys) of the finite samples, as a PNG."""
     from .experiment import load_dataset
@@ -162,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--grid", metavar="FILE.png", help="also write the samples as an 8x8 image grid / scatter PNG")
     s.set_defaults(fn=cmd_sample)
+    i = sub.add_parser("import", help="a released checkpoint (score_sde, diffusers) as a model file")
+    i.add_argument("source", help="score_sde checkpoint_N.pth, or a diffusers folder (google/ddpm-cifar10-32)")
+    i.add_argument("--format", required=True, choices=["score_sde", "diffusers"])
+    i.add_argument("--config", help="score_sde only: the released folder (e.g. vp/cifar10_ddpmpp_continuous) or a "
+                                    "configuration file")
+    i.add_argument("--out", required=True)
+    i.set_defaults(fn=cmd_import)
     q = sub.add_parser("quick", help="a quick training run on the 2-D mixture with four samplers")
     q.add_argument("--run-dir", default="work/quick", help="where the run goes (git ignores work/)")
     q.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for this small MLP)")
