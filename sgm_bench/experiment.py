@@ -25,6 +25,7 @@ class Dataset:
     test_labels: torch.Tensor | None = None
     images: ImageData | None = None  # integer images, levels and scaling (None for toy data)
     toy: object | None = None  # the toy distribution (exact density / score where it has them)
+    random_flip: bool = False  # training flips images horizontally with probability 1/2
 
     @property
     def shape(self):
@@ -48,16 +49,29 @@ def load_dataset(cfg: dict) -> Dataset:
         test = dist.sample(int(cfg.get("n_test", 2000)), g)
         return Dataset(name, train, test, toy=dist)
     if name in IMAGES:
-        extra = {k: v for k, v in cfg.items() if k not in ("name", "seed", "root", "download")}
+        extra = {k: v for k, v in cfg.items() if k not in ("name", "seed", "root", "download") + IMAGE_OPTIONS}
         try:
             img = IMAGES[name](root=cfg.get("root"), download=bool(cfg.get("download", False)), seed=seed, **extra)
         except TypeError as e:
             raise ConfigError(f"dataset {name!r}: bad option(s) {sorted(extra)}: {e}") from e
-        return Dataset(name, img.to_model(img.train), img.to_model(img.test), img.train_labels, img.test_labels, img)
+        lo, hi = data_range(cfg)
+        img.scale, img.offset = hi - lo, lo
+        return Dataset(name, img.to_model(img.train), img.to_model(img.test), img.train_labels, img.test_labels, img,
+                       random_flip=bool(cfg.get("random_flip", False)))
     raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
 
 
 TOY_OPTIONS = ("name", "n_train", "n_test", "seed")
+IMAGE_OPTIONS = ("range", "random_flip")  # every image dataset's: the model's range, training flips
+
+
+def data_range(cfg: dict) -> tuple[float, float]:
+    """The interval images are scaled to: [-1, 1] unless `range` says otherwise (score_sde's VE models: [0, 1])."""
+    r = cfg.get("range", [-1.0, 1.0])
+    if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                  for v in r) and r[0] < r[1]):
+        raise ConfigError(f"dataset {cfg.get('name')!r}: range must be [low, high] with low < high, got {r!r}")
+    return float(r[0]), float(r[1])
 
 
 def check_data_options(cfg: dict) -> None:
@@ -66,7 +80,9 @@ def check_data_options(cfg: dict) -> None:
     if name in TOYS:
         check_keys(cfg, TOY_OPTIONS, f"dataset {name!r}")
     elif name in IMAGES:
-        check_keys(cfg, ("name", "seed", "root", "download", *parameters(IMAGES[name])), f"dataset {name!r}")
+        check_keys(cfg, ("name", "seed", "root", "download", *IMAGE_OPTIONS, *parameters(IMAGES[name])),
+                   f"dataset {name!r}")
+        data_range(cfg)
     else:
         raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(TOYS.names() + IMAGES.names())}")
     check_numbers(cfg, {"n_train": 1, "n_test": 1, "seed": 0, "n": 1, "size": 1, "channels": 1},

@@ -266,6 +266,9 @@ class Trainer:
         """This process's rows of the global batch (all of it in one process); every process draws the whole batch."""
         idx = torch.randint(len(self.data.train), (self.tc.batch_size,), generator=self.batch_gen)[self.rows]
         x = self.data.train[idx].to(self.device)
+        if self.data.random_flip:  # drawn for the whole batch, as the indices, so that K processes train as one
+            flip = (torch.rand(self.tc.batch_size, generator=self.batch_gen) < 0.5)[self.rows]
+            x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
         y = None
         if self.spec["num_classes"]:
             y = self.data.train_labels[idx].to(self.device)

@@ -115,3 +115,28 @@ def test_missing_dataset_names_the_path_and_how_to_get_it(tmp_path):
         IMAGES["cifar10"](root=tmp_path / "nowhere")
     with pytest.raises(DataMissingError, match="data root"):
         IMAGES["mnist"](root=None)
+
+
+def test_image_range_and_flips_follow_the_configuration(tmp_path):
+    """`range: [0, 1]` (score_sde's VE data) scales images into [0, 1] and back to the same levels; `random_flip`
+    flips about half of each training batch horizontally, and leaves it alone when off."""
+    from sgm_bench.errors import ConfigError
+    from sgm_bench.experiment import load_dataset
+    from sgm_bench.train import Trainer
+
+    unit = load_dataset({"name": "digits", "range": [0, 1]})
+    assert 0 < float(unit.train.min()) and float(unit.train.max()) < 1
+    assert torch.equal(unit.images.to_levels(unit.train).round(), unit.images.train.float())
+    with pytest.raises(ConfigError, match="range must be"):
+        load_dataset({"name": "digits", "range": [1, 0]})
+    cfg = {"model": {"family": "vp", "net": {"name": "unet", "ch": 8, "ch_mult": [1], "attn_resolutions": []}},
+           "train": {"steps": 1, "batch_size": 400, "progress": False}}
+    for flip in (False, True):
+        data = load_dataset({"name": "digits", "random_flip": flip})
+        tr = Trainer({**cfg, "data": {"name": "digits", "random_flip": flip}}, data, tmp_path / str(flip))
+        gen = torch.Generator().manual_seed(tr.tc.seed + 1)
+        x, _ = tr.batch()
+        plain = data.train[torch.randint(len(data.train), (400,), generator=gen)]
+        flipped = (x != plain).flatten(1).any(1).float().mean()
+        assert (0.35 < flipped < 0.65) if flip else flipped == 0
+        assert torch.equal(torch.where((x == plain).flatten(1).all(1)[:, None, None, None], plain, plain.flip(-1)), x)
