@@ -43,6 +43,7 @@ class Plan:
     image_datasets: set
     not_run: list = field(default_factory=list)  # (model, sampler, why and where it runs): `not run` cells
     not_applicable: list = field(default_factory=list)  # (model, sampler, why): `not applicable` cells
+    deviations: dict = field(default_factory=dict)  # model -> how it departs from its paper (printed, not hashed)
 
     @property
     def benchmarked(self) -> list:
@@ -132,7 +133,8 @@ def build_plan(config: dict) -> Plan:
                 _check_chain(name, job_name, spec, steps, options)
             jobs.append(EvalJob(name, job_name, sampler, steps, options, spec.get("n_samples")))
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
-    return Plan(models, jobs, images, not_run, not_applicable)
+    deviations = {m: list(spec.get("deviations") or []) for m, spec in config.get("models", {}).items()}
+    return Plan(models, jobs, images, not_run, not_applicable, deviations)
 
 
 LIKELIHOOD_CELLS = ("bpd", "nll", "vlb_bpd")
