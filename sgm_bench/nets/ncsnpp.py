@@ -71,7 +71,7 @@ class Attention(nn.Module):
         self.NIN_3 = NIN(c, c, init_scale)
         self.skip_rescale = skip_rescale
 
-    def forward(self, x, temb=None):
+    def forward(self, x):
         B, C, H, W = x.shape
         h = self.GroupNorm_0(x)
         q, k, v = self.NIN_0(h), self.NIN_1(h), self.NIN_2(h)
