@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .experiment import check_data_options, check_loss_options, merged
 from .models import FAMILIES, build_sde
 from .samplers import SAMPLERS, applicable
-from .samplers.registry import NOT_APPLICABLE, why_not
+from .samplers.registry import NOT_APPLICABLE, resolved_options, why_not
 from .train import TrainConfig
 
 NEEDS_ROOT = {"mnist", "cifar10"}
@@ -127,7 +127,8 @@ def build_plan(config: dict) -> Plan:
                 raise ConfigError(f"model {name!r}: sampler {job_name!r} does not apply to family {fam!r}: "
                                   f"{why_not(sampler, fam)}; applicable: {', '.join(applicable(fam))}")
             options = merged(config.get("sampling", {}).get("options", {}).get(sampler, {}), variant.get("options", {}))
-            options = merged(options, spec.get("options", {}).get(job_name, {}))
+            options = resolved_options(sampler, merged(options, spec.get("options", {}).get(job_name, {})),
+                                       FAMILIES[fam].sde)
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
             if SAMPLERS[sampler].walks_chain:
                 _check_chain(name, job_name, spec, steps, options)

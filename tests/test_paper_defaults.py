@@ -9,6 +9,7 @@ from sgm_bench.models import FAMILIES, build_sde
 from sgm_bench.plan import build_plan
 from sgm_bench.report.build import paper_tables
 from sgm_bench.samplers import SAMPLERS, ode, pc
+from sgm_bench.samplers.pc import best_snr
 from sgm_bench.samplers.registry import SAMPLING_EPS
 from sgm_bench.train import TrainConfig
 
@@ -39,8 +40,8 @@ def test_ncsn_and_ddpm_defaults():
 
 def test_pc_and_ode_defaults():
     spec = SAMPLERS["pc"].defaults
-    assert (spec["snr"], spec["n_steps_each"]) == (REF["pc"]["snr"], REF["pc"]["n_steps_each"])
-    assert inspect.signature(pc).parameters["snr"].default == REF["pc"]["snr"]
+    assert (spec["predictor"], spec["n_steps_each"]) == ("reverse_diffusion", REF["pc"]["n_steps_each"])
+    assert best_snr("ve", spec["predictor"]) == REF["pc"]["snr"]  # score_sde's VE configs
     o = SAMPLERS["ode"].defaults
     assert (o["method"].upper(), o["rtol"], o["atol"]) == (REF["ode"]["method"], REF["ode"]["rtol"], REF["ode"]["atol"])
     assert inspect.signature(ode).parameters["rtol"].default == REF["ode"]["rtol"]
@@ -61,3 +62,13 @@ def test_score_sde_table1_corrector_cells_use_its_table5_snr(config):
         assert jobs[cell["model"], cell["sampler"]].options.get("snr") == table["best_snr"][row["sde"]][key], cell
         checked += 1
     assert checked == 12
+
+
+def test_pc_snr_defaults_to_score_sde_table5():
+    """Without an snr, pc and corrector_only take Table 5's best r of their process and predictor (sub-VP: VP's)."""
+    table = paper_tables()["score_sde_table1"]["best_snr"]
+    for kind, sde_key in [("ve", "VE"), ("vp", "VP"), ("subvp", "VP")]:
+        assert best_snr(kind, "none") == table[sde_key]["C2000"]
+        for predictor in ("ancestral", "reverse_diffusion", "probability_flow"):
+            assert best_snr(kind, predictor) == table[sde_key][f"PC1000_{predictor}"], (kind, predictor)
+    assert inspect.signature(pc).parameters["snr"].default is None

@@ -52,10 +52,10 @@ def shared_noise(seed, shape):
     return NoiseSource(seed, range(shape[0]), shape[1:])
 
 
-def diffusers_ddpm(gm, variance_type, seed=0, steps=1000):
+def diffusers_ddpm(gm, variance_type, seed=0, steps=1000, clip=False):
     """diffusers' DDPMScheduler over `steps` of the 1000 ('leading' spacing), its variance noise from our streams."""
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-                          variance_type=variance_type, clip_sample=False, timestep_spacing="leading")
+                          variance_type=variance_type, clip_sample=clip, timestep_spacing="leading")
     sched.set_timesteps(steps)
     ab = alphas_cumprod()
     noise = shared_noise(seed, (B, 2))
@@ -84,15 +84,18 @@ def discrete_eps_score(gm, sde):
     return score
 
 
+@pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("steps", [1000, 50])
 @pytest.mark.parametrize("variance,variance_type", [("beta", "fixed_large"), ("beta_tilde", "fixed_small")])
-def test_ddpm_ancestral_matches_diffusers_ddpm_scheduler(gm, variance, variance_type, steps):
-    """All 1000 steps, and 50 on diffusers' 'leading' sub-sequence (skip='uniform'; beta' = 1 - a / a_prev)."""
+def test_ddpm_ancestral_matches_diffusers_ddpm_scheduler(gm, variance, variance_type, steps, clip):
+    """All 1000 steps, and 50 on diffusers' 'leading' sub-sequence (skip='uniform'; beta' = 1 - a / a_prev); with
+    clip, x0 clipped to [-1, 1] as Ho et al.'s code and diffusers' clip_sample (the mixture lies partly outside it)."""
     sde = build_sde("ddpm")
     ours = S.sample("ancestral", discrete_eps_score(gm, sde), sde, (B, 2), seed=0, variance=variance, steps=steps,
-                    skip="uniform").x
-    ref = diffusers_ddpm(gm, variance_type, steps=steps)
+                    skip="uniform", clip_denoised=clip).x
+    ref = diffusers_ddpm(gm, variance_type, steps=steps, clip=clip)
     assert (ours - ref).abs().max() < TOL, (ours - ref).abs().max()
+    assert not clip or ours.abs().max() <= 1 + TOL  # the last step returns the clipped x0
 
 
 def test_ddpm_chain_visits_every_step_once():
@@ -103,9 +106,9 @@ def test_ddpm_chain_visits_every_step_once():
     assert seen == list(range(999, -1, -1))
 
 
-def diffusers_ddim(gm, steps, eta, seed=0):
+def diffusers_ddim(gm, steps, eta, seed=0, clip=False):
     sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-                          clip_sample=False, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+                          clip_sample=clip, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
     sched.set_timesteps(steps)
     ab = alphas_cumprod()
     noise = shared_noise(seed, (B, 2))
@@ -129,6 +132,17 @@ def test_ddim_matches_diffusers_ddim_scheduler(gm, family, eta):
     ref = diffusers_ddim(gm, 50, eta)
     assert torch.isfinite(ours).all()
     assert (ours - ref).abs().max() < TOL, (ours - ref).abs().max()
+
+
+def test_ddim_clip_denoised_matches_diffusers_clip_sample(gm):
+    """x0_hat clipped to [-1, 1], the direction term keeping the model's epsilon (diffusers' clip_sample). At 10 steps:
+    clipped deterministic DDIM on this mixture amplifies float32 rounding (at 50 steps a 1e-7 difference at step 25
+    ends in another mode for 24 of 64 samples)."""
+    sde = build_sde("ddpm")
+    ours = S.sample("ddim", discrete_eps_score(gm, sde), sde, (B, 2), steps=10, eta=0.0, seed=0, clip_denoised=True).x
+    ref = diffusers_ddim(gm, 10, 0.0, clip=True)
+    assert (ours - ref).abs().max() < TOL, (ours - ref).abs().max()
+    assert (ours - diffusers_ddim(gm, 10, 0.0)).abs().max() > 0.1  # clipping binds on this mixture
 
 
 def test_ddim_on_the_continuous_vp_family_is_finite_at_its_default_eps(gm):
@@ -317,7 +331,8 @@ def test_full_1000_step_pc_loop_matches_score_sde(gm, family):
     sde = build_sde(family)
     eps = 1e-3 if family == "vp" else 1e-5
     noise = shared_noise(0, (B, 2))
-    ref = score_sde_pc(gm.score_fn(sde), family, noise.randn() * sde.prior_std, noise, eps=eps)
+    snr = {"vp": 0.01, "ve": 0.16}[family]  # Table 5's best r with the reverse-diffusion predictor: pc's default
+    ref = score_sde_pc(gm.score_fn(sde), family, noise.randn() * sde.prior_std, noise, snr=snr, eps=eps)
     ours = S.sample("pc", gm.score_fn(sde), sde, (B, 2), seed=0, eps=eps)
     assert ours.nfe == 2000
     assert (ours.x - ref).abs().max() < TOL, (ours.x - ref).abs().max()

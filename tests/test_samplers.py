@@ -191,3 +191,17 @@ def test_vp_chain_respaced_at_few_steps_but_rebuilt_chain_refused(toy):
         S.sample("reverse_diffusion", gm.score_fn(sde), sde, (8, 1), steps=10, respace="rebuild")
     assert torch.isfinite(S.sample("reverse_diffusion", gm.score_fn(sde), sde, (8, 1), steps=10).x).all()
     assert torch.isfinite(S.sample("euler_maruyama", gm.score_fn(sde), sde, (8, 1), steps=10).x).all()
+
+
+@pytest.mark.parametrize("family,sde_kw,first,last", [("vp", {}, 80.0, 0.002), ("ve", {"sigma_max": 50.0}, 50.0, 0.01)])
+def test_edm_sigma_range_is_clamped_to_the_process(family, sde_kw, first, last):
+    """EDM's [0.002, 80] as generate.py uses it: clamped to the process's own [sigma(0), sigma(T)]."""
+    sde = build_sde(family, **sde_kw)
+    asked = []
+
+    def score(x, t):
+        asked.append(float(sde.sigma(t[:1].double())))
+        return torch.zeros_like(x)
+
+    S.sample("edm_heun", score, sde, (2, 1), steps=18, sigma_min=0.002, sigma_max=80.0)
+    assert asked[0] == pytest.approx(first, rel=1e-4) and asked[-1] == pytest.approx(last, rel=1e-3)

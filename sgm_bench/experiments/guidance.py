@@ -203,11 +203,13 @@ def _colour_posterior(gm, grey, var: float, gen) -> torch.Tensor:
 
 
 @EXPERIMENTS.register("colorization_oracle")
-def colorization_oracle(out, n: int = 600, size: int = 4, steps: int = 500, sampler: str = "pc", seed: int = 0):
+def colorization_oracle(out, n: int = 600, size: int = 4, steps: int = 500, sampler: str = "pc", snr: float = 0.16,
+                        seed: int = 0):
     """Colorization on RGB data with an exact score: 3 x size x size images of three flat colours (pixel noise 0.1), two
     of the same grey level. The grey image identifies the third colour and leaves the other two 50 / 50; measured: the
     chroma error beside the exact posterior's and the grey image's, and how often the identifiable colour comes back
-    (exact posterior: always; the replacement method is an approximation and falls short)."""
+    (exact posterior: always; the replacement method is an approximation and falls short). snr: the Langevin step of
+    score_sde's colorizer (its VE configs' 0.16), kept on this VP process (Table 5's VP value is 0.01)."""
     D, var = 3 * size * size, 0.01
     means = COLOURS[:, :, None].expand(3, 3, size * size).reshape(3, D).double()
     gm = GaussianMixture([1 / 3] * 3, means, torch.eye(D, dtype=torch.float64)[None].expand(3, D, D) * var)
@@ -217,7 +219,7 @@ def colorization_oracle(out, n: int = 600, size: int = 4, steps: int = 500, samp
     grey = truth.mean(1, keepdim=True)
     flat = lambda f: lambda x, t: f(x.flatten(1), t).reshape(x.shape)  # noqa: E731
     x = samplers.sample(sampler, flat(gm.score_fn(sde)), sde, truth.shape, steps=steps, seed=seed,
-                        constraint=Colorization(sde, grey, gen)).x
+                        constraint=Colorization(sde, grey, gen), **({"snr": snr} if sampler == "pc" else {})).x
     colour = lambda a: (a.flatten(2).mean(2)[:, None, :] - COLOURS).pow(2).sum(2).argmin(1)  # noqa: E731
     first_two = colour(truth) < 2
     res = _chroma_errors(x, truth, grey) | {

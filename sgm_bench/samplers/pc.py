@@ -18,6 +18,16 @@ from .base import vec
 
 PREDICTORS = Registry("predictor")
 
+# Score SDE Table 5: the best Langevin signal-to-noise ratio r per process and predictor ("none": C2000). Sub-VP takes
+# VP's (the paper tuned VE and VP only); a predictor the table lacks (euler_maruyama) takes score_sde's default 0.16.
+BEST_SNR = {"ve": {"ancestral": 0.17, "reverse_diffusion": 0.16, "probability_flow": 0.17, "none": 0.22},
+            "vp": {"ancestral": 0.01, "reverse_diffusion": 0.01, "probability_flow": 0.04, "none": 0.27}}
+
+
+def best_snr(kind: str, predictor: str) -> float:
+    """Table 5's r for a process kind (ve, vp, subvp) and predictor."""
+    return BEST_SNR["ve" if kind == "ve" else "vp"].get(predictor, 0.16)
+
 
 @PREDICTORS.register("euler_maruyama")
 def euler_maruyama_step(chain, k, score_fn, x, t, noise):
@@ -89,8 +99,9 @@ def langevin_corrector(chain, k, score_fn, x, t, noise, snr: float, n_steps: int
 
 
 def pc(score_fn, sde, z, noise, *, steps=None, eps=1e-3, predictor="reverse_diffusion", corrector="langevin",
-       snr=0.16, n_steps_each=1, norm="batch", respace="respace", skip="linspace", constraint=None, progress=False):
+       snr=None, n_steps_each=1, norm="batch", respace="respace", skip="linspace", constraint=None, progress=False):
     """Alg. 1: for t_N > ... > t_1: corrector steps, then one predictor step; the last predictor mean is returned.
+    snr: Table 5's best for the process and predictor unless given (best_snr).
 
     `constraint(x, t)` (inpainting, colorization: sgm_bench.guidance) re-imposes what is known after every step at the
     step's new time, and `constraint.finish(x)` at the end.
@@ -99,6 +110,7 @@ def pc(score_fn, sde, z, noise, *, steps=None, eps=1e-3, predictor="reverse_diff
         raise ConfigError(f"unknown corrector {corrector!r}; choose 'langevin' or 'none'")
     chain = make_chain(sde, steps, eps, respace=respace, skip=skip, device=z.device)
     step = PREDICTORS[predictor]
+    snr = best_snr(sde.kind, predictor) if snr is None else snr
     x = z * sde.prior_std
     mean = x
     for k in tqdm(range(len(chain)), disable=not progress, desc=f"pc[{predictor}]"):
@@ -126,6 +138,5 @@ def predictor_only(predictor: str, respace_default: str = "respace"):
 def corrector_only(score_fn, sde, z, noise, *, steps=None, eps=1e-3, snr=None, n_steps_each=2, norm="batch",
                    respace="respace", skip="linspace", progress=False):
     """C2000: Langevin corrector steps only at each noise level; snr defaults to Table 5's best (VE 0.22, VP 0.27)."""
-    snr = {"ve": 0.22}.get(sde.kind, 0.27) if snr is None else snr
     return pc(score_fn, sde, z, noise, steps=steps, eps=eps, predictor="none", snr=snr, n_steps_each=n_steps_each,
               norm=norm, respace=respace, skip=skip, progress=progress)

@@ -16,7 +16,7 @@ from .ancestral import ancestral, ddim
 from .base import CountingScore, NoiseSource, SampleResult, Timer
 from .langevin import annealed_langevin, langevin
 from .ode import ode
-from .pc import corrector_only, pc, predictor_only, reverse_diffusion_denoise
+from .pc import best_snr, corrector_only, pc, predictor_only, reverse_diffusion_denoise
 from .sigma import dpm_solver, edm_heun
 
 DIFFUSION = ("ncsn", "ddpm", "ve", "vp", "subvp")
@@ -56,7 +56,7 @@ for name, spec in {
     "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
     "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama", "grid"), CONTINUOUS_TIME),
     "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION, walks_chain=True),
-    "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "snr": 0.16, "n_steps_each": 1},
+    "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "n_steps_each": 1},
                       walks_chain=True),
     "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}, walks_chain=True),
     "ode": SamplerSpec(ode, CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
@@ -99,6 +99,15 @@ def check_applicable(name: str, family: str | None = None, sde=None) -> SamplerS
         valid = sorted(n for n, s in SAMPLERS.items() if kind in s.kinds)
         raise ConfigError(f"sampler {name!r} does not apply to a {kind or 'single-noise-level'} model; applicable: {', '.join(valid)}")
     return spec
+
+
+def resolved_options(name: str, options: dict, kind: str) -> dict:
+    """A job's options with the process-dependent defaults filled in (the Langevin snr: Score SDE Table 5's best for
+    the process and predictor), so that every record names the value used."""
+    spec = SAMPLERS[name]
+    if "snr" not in inspect.signature(spec.fn).parameters or options.get("snr") is not None:
+        return options
+    return {**options, "snr": best_snr(kind, options.get("predictor", spec.defaults.get("predictor", "none")))}
 
 
 def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: int = 0, device="cpu",

@@ -36,8 +36,13 @@ def model_sigmas(sde, sigmas: list[float]) -> list[float]:
 
 
 def _range(sde, eps, sigma_min, sigma_max):
-    lo = sigma_min if sigma_min is not None else float(sde.sigma(torch.tensor(float(eps), dtype=torch.float64)))
-    hi = sigma_max if sigma_max is not None else float(sde.sigma(torch.tensor(float(sde.T), dtype=torch.float64)))
+    """The schedule's ends: [sigma(eps), sigma(T)] of the process, or the given ends clamped to the process's own
+    [sigma(0), sigma(T)] as EDM's generate.py clamps its [0.002, 80] to the network's range."""
+    def sigma(t):
+        return float(sde.sigma(torch.tensor(float(t), dtype=torch.float64)))
+
+    lo = sigma(eps) if sigma_min is None else max(sigma_min, sigma(0.0))
+    hi = sigma(sde.T) if sigma_max is None else min(sigma_max, sigma(sde.T))
     return lo, hi
 
 
