@@ -14,14 +14,6 @@ start=$(date +%s.%N)
 snakemake --cores "$cores" --configfile config/paper.yaml config/paper_smoke.yaml --config device="$device" \
   > "/tmp/sgm_bench_paper_smoke_$device.log" 2>&1
 end=$(date +%s.%N)
-{
-  echo "# Paper configuration smoke run (\`config/paper.yaml\` + \`config/paper_smoke.yaml\`), device $device"
-  echo
-  echo "$(python3 -c "print(round($end - $start))") s wall, $(find results/paper_smoke/benchmarks -name '*.tsv' | wc -l) jobs;" \
-       "machine: $(nproc) cores, $(python -c 'import torch, platform; print(torch.cuda.get_device_name() if torch.cuda.is_available() else platform.machine())');" \
-       "$(date -u +%F); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo
-  echo "Slowest jobs (Snakemake benchmark files, seconds):"
-  echo
-  for f in $(find results/paper_smoke/benchmarks -name '*.tsv'); do echo "$(tail -1 "$f" | cut -f1) ${f#results/paper_smoke/benchmarks/}"; done | sort -rn | head -15 | sed 's/^/    /'
-} | tee "results/benchmarks/paper_smoke_$device.md"
+source benchmarks/smoke_summary.sh
+smoke_summary "Paper configuration smoke run (\`config/paper.yaml\` + \`config/paper_smoke.yaml\`), device $device" \
+  results/paper_smoke "$start" "$end" | tee "results/benchmarks/paper_smoke_$device.md"

@@ -46,6 +46,11 @@ class Plan:
     deviations: dict = field(default_factory=dict)  # model -> how it departs from its paper (printed, not hashed)
 
     @property
+    def released(self) -> dict:
+        """model -> its `checkpoint` entry, for the models evaluated from released weights instead of trained."""
+        return {m: c["checkpoint"] for m, c in self.models.items() if "checkpoint" in c}
+
+    @property
     def benchmarked(self) -> list:
         """Models with sampler and likelihood jobs (all but `evaluate: false` ones), in configuration order."""
         return [m for m in self.models if any(j.model == m for j in self.jobs)]
@@ -57,9 +62,27 @@ class Plan:
         return next(j for j in self.jobs if j.model == model and j.name == name)
 
 
+def _released_cfg(name: str, spec: dict, data: dict) -> dict:
+    """A `checkpoint:` entry: the model spec its released configuration gives; its data range must be the model's."""
+    from .released import entry_spec
+
+    try:
+        model, data_range = entry_spec(spec["checkpoint"])
+    except (ConfigError, KeyError) as e:
+        raise ConfigError(f"model {name!r}: {e}") from e
+    own = [float(v) for v in data.get("range", [-1, 1])]
+    if own != data_range:
+        raise ConfigError(f"model {name!r}: the released checkpoint models data in {data_range}, its dataset "
+                          f"{spec['data']!r} has range {own}: give it a dataset with range: {data_range}")
+    model = {k: model[k] for k in ("family", "net", "sde", "param")}
+    return {"data": data, "model": model, "loss": {}, "train": {}, "checkpoint": dict(spec["checkpoint"])}
+
+
 def _model_cfg(name: str, spec: dict, datasets: dict) -> dict:
     if spec["data"] not in datasets:
         raise ConfigError(f"model {name!r}: data {spec['data']!r} is not in datasets ({', '.join(datasets)})")
+    if "checkpoint" in spec:
+        return _released_cfg(name, spec, datasets[spec["data"]])
     fam = spec["model"].get("family")
     if fam not in FAMILIES:
         raise ConfigError(f"model {name!r}: unknown family {fam!r}; valid choices: {', '.join(FAMILIES.names())}")
@@ -107,7 +130,7 @@ def build_plan(config: dict) -> Plan:
         models[name] = _model_cfg(name, spec, datasets)
         if spec.get("evaluate", True) is False:  # trained for an experiment only (e.g. the CFG model)
             continue
-        fam = spec["model"]["family"]
+        fam = models[name]["model"]["family"]
         for sampler, why in (spec.get("not_run") or {}).items():
             if sampler not in SAMPLERS or sampler not in applicable(fam):
                 raise ConfigError(f"model {name!r}: not_run names {sampler!r}, not a sampler that applies to {fam!r}")
@@ -131,7 +154,7 @@ def build_plan(config: dict) -> Plan:
                                        FAMILIES[fam].sde)
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
             if SAMPLERS[sampler].walks_chain:
-                _check_chain(name, job_name, spec, steps, options)
+                _check_chain(name, job_name, models[name], steps, options)
             jobs.append(EvalJob(name, job_name, sampler, steps, options, spec.get("n_samples")))
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
     deviations = {m: list(spec.get("deviations") or []) for m, spec in config.get("models", {}).items()}
@@ -205,6 +228,10 @@ def preflight(config: dict) -> list[str]:
     for f in req.get("files", []):
         if not Path(f).exists():
             problems.append(f"missing file {f}")
+    from .released import missing
+
+    plan = build_plan(config)
+    problems += [f"model {m!r}: {why}" for m, c in plan.released.items() if (why := missing(c))]
     for key, d in config.get("datasets", {}).items():
         if d.get("name") in NEEDS_ROOT and not d.get("download") and not Path(d["root"]).exists():
             problems.append(f"dataset {key!r}: {d['root']} does not exist; put {d['name']} there or set download: true")

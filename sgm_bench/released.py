@@ -218,6 +218,51 @@ def _model_file(spec, weights, ema, source: Path, fmt: str, config: str, step, d
             "model": weights, "ema": ema, "released": json.dumps(origin)}
 
 
+def entry_spec(ckpt: dict) -> tuple[dict, list]:
+    """A workflow model entry's `checkpoint: {path, format, config, use}` as (model spec, data range), read from the
+    configuration alone (the weights may not be downloaded yet). A diffusers folder's scheduler is read when present;
+    the import job checks the file against this spec."""
+    if ckpt["format"] == "score_sde":
+        if not ckpt.get("config"):
+            raise ConfigError(f"a score_sde checkpoint needs config: one of {', '.join(score_sde_configs())}, or a "
+                              "configuration file")
+        cfg = score_sde_config(ckpt["config"])
+        return score_sde_spec(cfg), [-1.0, 1.0] if cfg["data"]["centered"] else [0.0, 1.0]
+    folder = Path(ckpt["path"])
+    try:
+        sched = json.loads(_diffusers_file(folder, "scheduler", "scheduler_config.json").read_text())
+        unet = json.loads(_diffusers_file(folder, "unet", "config.json").read_text())
+    except (CheckpointError, json.JSONDecodeError):
+        sched, unet = {}, {}
+    return diffusers_spec(unet, sched), [-1.0, 1.0]
+
+
+def checkpoint_file(ckpt: dict) -> Path:
+    """The file (score_sde) or folder (diffusers) an entry names; of a score_sde folder's checkpoint_<n>.pth files, the
+    smallest n for use: best (the best-FID checkpoint, Score SDE Table 3) or the largest for use: last (Table 2)."""
+    path = Path(ckpt["path"])
+    if ckpt["format"] != "score_sde" or not path.is_dir():
+        return path
+    found = sorted(path.glob("checkpoint_*.pth"), key=lambda f: int(f.stem.split("_")[1]) if f.stem.split("_")[1].isdigit() else -1)
+    if not found:
+        raise CheckpointError(f"{path} holds no checkpoint_<n>.pth: download the folder {ckpt.get('config')} from "
+                              f"{SCORE_SDE_URL}")
+    return found[0] if ckpt.get("use", "best") == "best" else found[-1]
+
+
+def missing(ckpt: dict) -> str | None:
+    """Why an entry's checkpoint cannot be imported on this machine (missing, empty folder), with where it is
+    published, or None."""
+    try:
+        path = checkpoint_file(ckpt)
+    except CheckpointError as e:
+        return str(e)
+    if path.exists():
+        return None
+    where = f"score_sde folder {ckpt.get('config')} at {SCORE_SDE_URL}" if ckpt["format"] == "score_sde" else DIFFUSERS_URL
+    return f"missing released checkpoint {path}: download the {where}"
+
+
 def import_checkpoint(src, fmt: str, out, config: str | None = None) -> Path:
     """Import `src` (a score_sde checkpoint with its `config`, or a diffusers folder) and write the model file `out`."""
     if fmt not in FORMATS:
@@ -231,3 +276,23 @@ def import_checkpoint(src, fmt: str, out, config: str | None = None) -> Path:
         state = import_diffusers(src)
     return save_torch(state, out)
 
+
+
+def diffusers_standin(root, size: int = 16, nested: bool = False, seed: int = 0):
+    """A random-weight diffusers DDPM folder of reduced size (two levels, attention at the lower one) in the layout of
+    google/ddpm-cifar10-32: the stand-in of the smoke runs and tests. Returns (unet, scheduler)."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(sample_size=size, in_channels=3, out_channels=3, block_out_channels=[32, 64], layers_per_block=1,
+                       down_block_types=["DownBlock2D", "AttnDownBlock2D"], attention_head_dim=None,
+                       up_block_types=["AttnUpBlock2D", "UpBlock2D"], norm_eps=1e-6, downsample_padding=0,
+                       flip_sin_to_cos=False, freq_shift=1)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # no layer left at its zero initialisation
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02)
+    root = Path(root)
+    unet.save_pretrained(root / "unet" if nested else root)
+    sched.save_pretrained(root / "scheduler" if nested else root)
+    return unet.eval(), sched

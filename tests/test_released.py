@@ -11,7 +11,7 @@ from sgm_bench import samplers
 from sgm_bench.cli import main
 from sgm_bench.errors import CheckpointError, ConfigError
 from sgm_bench.experiment import model_from_spec
-from sgm_bench.released import import_checkpoint, score_sde_configs, score_sde_spec
+from sgm_bench.released import diffusers_standin, import_checkpoint, score_sde_configs, score_sde_spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "score_sde"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "checkpoint.pth").is_file()) if FIXTURES.is_dir() else []
@@ -62,20 +62,7 @@ def test_score_sde_checkpoint_imports_to_the_reference_score(case, tmp_path):
 
 
 def _diffusers_folder(root: Path, nested: bool):
-    from diffusers import DDPMScheduler, UNet2DModel
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[32, 64], layers_per_block=1,
-                       down_block_types=["DownBlock2D", "AttnDownBlock2D"], attention_head_dim=None,
-                       up_block_types=["AttnUpBlock2D", "UpBlock2D"], norm_eps=1e-6, downsample_padding=0,
-                       flip_sin_to_cos=False, freq_shift=1)
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.add_(0.05 * torch.randn_like(p))  # no layer left at its zero initialisation
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02)
-    unet.save_pretrained(root / "unet" if nested else root)
-    sched.save_pretrained(root / "scheduler" if nested else root)
-    return unet.eval(), sched
+    return diffusers_standin(root, size=8, nested=nested)
 
 
 @pytest.mark.parametrize("nested", [False, True])

@@ -95,15 +95,19 @@ def guidance_rows(exps) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def departures(table: str, paper_cells, deviations: dict) -> str:
-    """' Departures from the paper: model: what, ...' for the models whose runs fill this table's cells."""
+def departures(table: str, paper_cells, deviations: dict, released: dict | None = None) -> str:
+    """' Released checkpoints: ...' and ' Departures from the paper: model: what, ...' for the models whose runs
+    fill this table's cells."""
     models = dict.fromkeys(c["model"] for c in paper_cells if c["table"] == table)
+    out = [f"{m}: {c['format']} {c.get('config') or c['path']}" + (f" ({c['use']} checkpoint)" if c.get("use") else "")
+           for m, c in (released or {}).items() if m in models]
     named = [f"{m}: {d}" for m in models for d in deviations.get(m, [])]
-    return (" Departures from the paper: " + "; ".join(named) + ".") if named else ""
+    return ((" Released checkpoint (evaluated, not trained here): " + "; ".join(out) + "." if out else "")
+            + (" Departures from the paper: " + "; ".join(named) + "." if named else ""))
 
 
 def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=(),
-          not_run=(), not_applicable=(), objectives=None, deviations=None) -> None:
+          not_run=(), not_applicable=(), objectives=None, deviations=None, released=None) -> None:
     results = Path(results)
     toy_floors = {json.loads(Path(f).read_text())["model"]: json.loads(Path(f).read_text()).get("floor")
                   for f in metric_files}
@@ -162,7 +166,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         caption = (f"{table['source']}. Published: {table.get('dataset', '')}; ours: {datasets.get(key, 'no cell measured')}"
                    f" ({filled} cell(s) measured by this configuration; the others read `not run`). "
                    + ("Only CIFAR-10 cells are comparable with the published numbers. " if datasets.get(key) != "cifar10"
-                      else "") + table.get("note", "") + departures(key, paper_cells, deviations or {}))
+                      else "") + table.get("note", "") + departures(key, paper_cells, deviations or {}, released))
         tables.write_table(pt.set_index(list(pt.columns[: len(pt.columns) - 2 * _n_cols(pt)])), T / f"paper_{key}", caption)
         paper_md.append(f"## {table['source']}\n\n{caption}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))

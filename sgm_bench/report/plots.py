@@ -137,6 +137,11 @@ def training_curves(curves, stem):
     are on different scales), a running mean of 25 steps, log y."""
     import seaborn as sns
 
+    if curves.empty:  # every model of the configuration is a released checkpoint: nothing was trained
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.text(0.5, 0.5, "no model trained here (released checkpoints)", ha="center", va="center", transform=ax.transAxes)
+        ax.axis("off")
+        return save(fig, stem)
     sm = curves.assign(loss=curves.groupby("model")["loss"].transform(lambda v: v.rolling(25, min_periods=1).mean()))
     g = sns.relplot(sm, x="step", y="loss", hue="model", col="objective", kind="line", col_wrap=min(2, sm["objective"].nunique()),
                     height=2.8, aspect=1.4, facet_kws={"sharey": False}, palette="tab20")

@@ -10,6 +10,7 @@ PLAN = build_plan(config)  # configuration errors stop here, at DAG construction
 check_experiments(config)
 R, W = config["results"], config["work"]
 MODELS = list(PLAN.models)
+RELEASED = list(PLAN.released)  # evaluated from released weights: imported, not trained
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs
 GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
 THREADS = config.get("threads_per_job", 1)
@@ -23,8 +24,13 @@ def processes(model):
     return PLAN.models[model]["train"].get("processes", 1)
 
 
+def one_of(names):
+    """A wildcard pattern matching exactly these names."""
+    return "|".join(map(re.escape, names)) if names else "(?!)"
+
+
 wildcard_constraints:
-    model="|".join(map(re.escape, MODELS)) if MODELS else "none",
+    model=one_of(MODELS),
     sampler="|".join(SAMPLERS.names() + list(config.get("sampling", {}).get("variants", {}))),
     data="[A-Za-z0-9_-]+",
 

@@ -52,6 +52,8 @@ rule train:
         f"{R}/logs/train/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{model}}.tsv"
+    wildcard_constraints:
+        model=one_of([m for m in MODELS if m not in RELEASED]),
     priority: job_priority("train")
     threads: lambda wc: THREADS * processes(wc.model)
     resources:
@@ -60,3 +62,26 @@ rule train:
         "../envs/sgm-bench.yaml"
     script:
         "../scripts/train.py"
+
+
+rule import_released:
+    """A released checkpoint (score_sde_pytorch, a diffusers folder) as a model file, in place of training; its
+    train_stats.json records where the weights came from (file, sha256, step)."""
+    output:
+        model=f"{W}/models/{{model}}/model.pt",
+        stats=f"{R}/train/{{model}}/train_stats.json",
+        log_csv=f"{R}/train/{{model}}/train_log.csv",
+    wildcard_constraints:
+        model=one_of(RELEASED),
+    params:
+        settings=lambda wc: settings(PLAN.models[wc.model]),
+    log:
+        f"{R}/logs/train/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{model}}.tsv"
+    priority: job_priority("train")
+    threads: THREADS
+    conda:
+        "../envs/sgm-bench.yaml"
+    script:
+        "../scripts/import_released.py"

@@ -7,4 +7,4 @@ plan = build_plan(snakemake.config)
 build(snakemake.config["results"], snakemake.input.metrics, snakemake.input.likelihood, snakemake.input.curves,
       snakemake.config.get("paper_cells", []), snakemake.input.floors, snakemake.input.experiments,
       plan.not_run, plan.not_applicable, {m: objective_of(spec) for m, spec in plan.models.items()},
-      plan.deviations)
+      plan.deviations, plan.released)
