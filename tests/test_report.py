@@ -91,3 +91,52 @@ def test_a_sample_grid_of_a_sampler_whose_every_sample_diverged_says_so(tmp_path
     assert (len(kept), bad) == (0, 4)
     sample_grid(kept, tmp_path / "grid", "all diverged", images, formats=("png",))
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def _detector_rows():
+    """One model scored by two detectors (as after a change of evaluation.extractor), one setting diverged."""
+    row = {"model": "m", "variant": "pc", "sampler": "pc", "steps": 10, "n": 10, "status": "ok", "dataset": "digits",
+           "n_nonfinite": 0, "nfe": 20, "seconds_per_sample": 0.01, "peak_memory_mb": 1.0, "device": "cpu",
+           "reference_split": "train"}
+    return [{**row, "seed_set": k, "fid": f, "extractor": e, "domain_features": e == "digits-cnn",
+             **({} if e == "digits-cnn" else {"is_note": "no IS: no logits"})}
+            for k, (e, f) in enumerate((("digits-cnn", 2.0), ("inception-v3-tf-stylegan", 40.0)))] + \
+        [{**row, "steps": 5, "seed_set": 0, "status": "diverged (10/10 non-finite)", "n_nonfinite": 10}]
+
+
+def test_fids_of_two_detectors_are_never_averaged_into_one_cell():
+    rows = pd.DataFrame(_detector_rows())
+    cells = [{"table": "ddim_table1", "row": 0, "column": 10, "model": "m", "sampler": "pc", "steps": 10},
+             {"table": "score_sde_table3", "row": 0, "column": "is", "model": "m", "sampler": "pc", "steps": 10,
+              "metric": "is"}]
+    ours, _ = ours_for_paper(rows, cells, pd.DataFrame())
+    assert ours["ddim_table1"][(0, "10")] == "not averaged: rows of detectors digits-cnn, inception-v3-tf-stylegan"
+    one = rows[rows["extractor"] == "inception-v3-tf-stylegan"]
+    ours, _ = ours_for_paper(one, cells, pd.DataFrame())
+    assert ours["ddim_table1"][(0, "10")] == "40" and ours["score_sde_table3"][(0, "is")] == "no IS: no logits"
+
+
+def test_report_writes_one_sampler_table_per_detector(tmp_path):
+    import json
+
+    from sgm_bench.report.build import build
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"model": "m", "rows": _detector_rows(), "floor": None}))
+    (tmp_path / "lik.json").write_text(json.dumps({"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_std": 0.1}))
+    (tmp_path / "m").mkdir()
+    pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5]}).to_csv(tmp_path / "m" / "curve.csv", index=False)
+    floor = tmp_path / "floor.json"
+    fl = {"fid": {"mean": 1.0, "p05": 0.9, "p95": 1.1, "draws": 3}, "n": 10, "extractor": "digits-cnn"}
+    floor.write_text(json.dumps({"dataset": "digits", "floor": fl}))
+    build(tmp_path / "results", [tmp_path / "metrics.json"], [tmp_path / "lik.json"], [tmp_path / "m" / "curve.csv"],
+          floor_files=[floor])
+    tables = tmp_path / "results" / "tables"
+    digits, ts = (tables / f"samplers_m_{e}" for e in ("digits-cnn", "inception-v3-tf-stylegan"))
+    assert not (tables / "samplers_m.md").exists()
+    caption = digits.with_suffix(".md").read_text().splitlines()[0]
+    assert "digits-cnn features (not Inception)" in caption and "floor" in caption
+    # the diverged setting stays in its model's table; each table holds its own detector's FID only
+    assert list(pd.read_csv(digits.with_suffix(".csv"))["FID"]) == ["2", "diverged (10/10 non-finite)"]
+    caption = ts.with_suffix(".md").read_text().splitlines()[0]
+    assert "inception-v3-tf-stylegan features against" in caption and "floor" not in caption
+    assert list(pd.read_csv(ts.with_suffix(".csv"))["FID"]) == [40]

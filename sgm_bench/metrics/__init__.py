@@ -5,7 +5,7 @@ from .toy import mean_log_density, mmd_floor, mmd_rbf, mode_weights, sliced_wass
 
 def __getattr__(name):
     """fidelity_metrics and friends load torch-fidelity (and torchvision's model zoo) only when asked for."""
-    if name in ("fidelity_metrics", "finite_only", "DIGITS", "INCEPTION"):
+    if name in ("fidelity_metrics", "finite_only", "DIGITS", "INCEPTION", "INCEPTION_TS"):
         from . import fidelity
 
         return getattr(fidelity, name)

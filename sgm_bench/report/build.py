@@ -42,6 +42,13 @@ def load_rows(metric_files) -> pd.DataFrame:
     return df
 
 
+def detector_of(rows: pd.DataFrame) -> pd.Series:
+    """Each row's FID detector ('' for toys); a row without one (diverged: nothing was scored) takes its model's."""
+    if "extractor" not in rows:
+        return pd.Series("", index=rows.index)
+    return rows["extractor"].fillna(rows.groupby("model")["extractor"].transform("first")).fillna("")
+
+
 LIKELIHOOD_METRICS = {"bpd": "bpd_std", "nll": "nll_std", "vlb_bpd": None}
 
 
@@ -120,13 +127,19 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     lik = pd.DataFrame([json.loads(Path(f).read_text()) for f in lik_files])
     md = ["# sgm-bench results\n"]
     sections = []
-    for model, g in rows.groupby("model", sort=False):
+    detectors = detector_of(rows)
+    for (model, detector), g in rows.groupby(["model", detectors], sort=False):
         metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
+        # FIDs of two detectors are different numbers: one table per detector, never averaged into one cell
+        stem = model if detectors[rows["model"] == model].nunique() == 1 else f"{model}_{detector}"
         if metric == "fid":
             fl = floors.get(g["dataset"].iloc[0]) or {}
+            fl = fl if fl.get("extractor", detector) == detector else {}  # a floor from another detector is no floor
             floor = (f"; floor ({fl.get('held_out', 'held-out images')} vs the {fl.get('reference_split', '')} split, "
                      f"n = {fl.get('n')}): FID {tables.floor_text(fl.get('fid'))}") if fl else ""
-            label = (f"{model}: FID on {g['extractor'].iloc[0]} features (not Inception) against the "
+            inception = "domain_features" in g and (g["domain_features"] == False).any()  # noqa: E712 - bools and NaN
+            domain = "" if inception else " (not Inception)"
+            label = (f"{model}: FID on {detector} features{domain} against the "
                      f"{g['reference_split'].iloc[0]} split{floor}")
             col = "FID"
         else:
@@ -139,7 +152,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         nr = [(s, w) for m, s, w in not_run if m == model]
         na = [(s, w) for m, s, w in not_applicable if m == model]
         t = tables.leaderboard(g, metric, col, nr, na)
-        tables.write_table(t, T / f"samplers_{model}", label)
+        tables.write_table(t, T / f"samplers_{stem}", label)
         sections.append(f"## {label}\n\n{tables.markdown(t)}\n")
     (T / "samplers.md").write_text("\n".join(sections))
     images = lik["dataset"].isin(rows.loc[rows["quality_metric"] != "SW2", "dataset"].unique())

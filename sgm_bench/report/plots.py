@@ -90,12 +90,13 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
     for ax, model in zip(axes.flat, models):
         g = rows[rows["model"] == model]
         ok = g[~g["diverged"]]
-        for variant, v in ok.groupby("variant", sort=False):
+        metrics = list(dict.fromkeys(ok["quality_metric"]))  # FIDs of two detectors: separate, labelled lines
+        for (variant, metric), v in ok.groupby(["variant", "quality_metric"], sort=False):
             a = v.groupby(v["steps"].fillna(-1)).agg(x=(x, "mean"), y=("quality", "mean"), e=("quality", "std")).sort_values("x")
             ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker=marker(v["sampler"].iloc[0]), ms=4, lw=1,
-                        capsize=2, label=variant,
+                        capsize=2, label=variant if len(metrics) == 1 else f"{variant}, {metric}",
                         color=colours.get(v["sampler"].iloc[0]), ls="-" if variant == v["sampler"].iloc[0] else "--")
-        if pareto and len(ok):
+        if pareto and len(metrics) == 1:  # no front across two detectors' FIDs
             pts = ok.groupby(["variant", ok["steps"].fillna(-1)]).agg(x=(x, "mean"), y=("quality", "mean")).dropna()
             front = pts.iloc[pareto_front(list(pts["x"]), list(pts["y"]))]
             ax.step(front["x"], front["y"], where="post", color="black", lw=1.2, alpha=0.7, label="Pareto front", zorder=3)
@@ -104,7 +105,7 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
             ax.axhspan(fl["p05"], fl["p95"], color="0.85", zorder=0, label="floor (5-95 %)")
         for _, d in g[g["diverged"]].groupby(["variant", g["steps"].fillna(-1)]).first().iterrows():
             ax.plot(d[x], 1.0, "x", color="red", transform=ax.get_xaxis_transform(), clip_on=False)
-        ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=ok["quality_metric"].iloc[0] if len(ok) else "")
+        ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=" / ".join(metrics))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.title.set_fontsize(9)
     for ax in list(axes.flat)[len(models):]:

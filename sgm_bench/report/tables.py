@@ -59,7 +59,11 @@ def _cell(g: pd.DataFrame, metric: str) -> str:
     status = g["status"].fillna("ok") if "status" in g else pd.Series(["ok"] * len(g))
     if status.str.startswith("diverged").any():
         return f"diverged ({bad}/{n} non-finite)"
+    if "extractor" in g and g["extractor"].nunique() > 1:  # FIDs of different detectors do not average
+        return "not averaged: rows of detectors " + ", ".join(sorted(g["extractor"].dropna().unique()))
     text = mean_pm_std(g[metric]) if metric in g else ""
+    if not text and f"{metric}_note" in g and g[f"{metric}_note"].notna().any():  # e.g. no IS from a detector
+        return str(g[f"{metric}_note"].dropna().iloc[0])
     if "comparable" in g and (g["comparable"] == False).any():  # noqa: E712 - a column of bools and NaN
         text += " (n ≤ feature dim: not comparable)"
     return f"{text} (partial: {bad}/{n} non-finite)" if bad else (text or "NaN (unlabelled: a bug)")

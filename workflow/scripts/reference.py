@@ -27,7 +27,7 @@ for d in range(int(ev.get("floor_draws", 20))):
                                   cache_root=Path(cfg["work"]) / "fidelity-cache",
                                   kid_subset_size=min(ev["kid_subset_size"], n), device=cfg.get("device", "cpu"), seed=d))
     print(f"sgm-bench: floor draw {d}: FID {draws[-1]['fid']:.4g}", file=sys.stderr)
-floor = {k: spread(r[k] for r in draws) for k in ("fid", "kid", "is")}
+floor = {k: spread(r[k] for r in draws) for k in ("fid", "kid", "is") if k in draws[0]}  # no IS without logits
 floor.update(n=n, n_reference=len(ref), reference_split=split, held_out=f"random {n}-subsets of the "
              f"{len(held_out)} {'test' if split == 'train' else 'training'} images", extractor=ev["extractor"],
              reference_hash=draws[0]["reference_hash"])
