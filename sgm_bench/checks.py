@@ -1,7 +1,10 @@
-"""Refusing bad input before compute: YAML without duplicate keys, option names checked against their consumer."""
+"""Refusing bad input before compute: YAML without duplicate keys, option names checked against their consumer, numbers
+inside their valid ranges."""
 from __future__ import annotations
 
 import inspect
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -65,3 +68,45 @@ def check_numbers(values: dict, defaults: dict, what: str, allow: dict | None = 
             continue
         if isinstance(d, (int, float)) and not isinstance(d, bool) and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise ConfigError(f"{what}: {k} must be a number, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where a setting must lie: between lo and hi (open ends when asked), a whole number when `integer`."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+
+    def why_not(self, v) -> str | None:
+        """What is wrong with v, or None."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (self.integer and not isinstance(v, int)):
+            return f"must be {'a whole number' if self.integer else 'a number'}"
+        below = v <= self.lo if self.lo_open else v < self.lo
+        above = v >= self.hi if self.hi_open else v > self.hi
+        if math.isnan(v) or below or above:
+            return f"must be {'a whole number ' if self.integer else ''}{self.text()}"
+        return None
+
+    def text(self) -> str:
+        if self.hi == math.inf:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+POSITIVE = Range(0, lo_open=True)
+NON_NEGATIVE = Range(0)
+COUNT = Range(1, integer=True)
+FRACTION = Range(0, 1, lo_open=True, hi_open=True)  # a time in (0, 1): eps of the losses, samplers, likelihood
+
+
+def check_ranges(values: dict, ranges: dict, what: str, allow: dict | None = None) -> None:
+    """Every value that `ranges` names lies in its Range (None means the consumer's default), but for the words `allow`
+    lists (DDIM's eta='sigma_hat'); one ConfigError naming the first that does not."""
+    for k, v in values.items():
+        if k in ranges and v is not None and v not in (allow or {}).get(k, ()):
+            why = ranges[k].why_not(v)
+            if why:
+                raise ConfigError(f"{what}: {k} {why}, got {v!r}")

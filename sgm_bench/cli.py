@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, SgmBenchError
+from .errors import ConfigError, DivergedError, SgmBenchError
 
 
 def apply_sets(cfg: dict, sets: list[str]) -> dict:
@@ -73,6 +73,8 @@ def cmd_sample(args):
     from .train import pick_device
 
     pick_device(args.device)
+    if Path(args.model).is_dir():
+        raise ConfigError(f"{args.model} is a folder: give its model file, e.g. {Path(args.model) / 'model.pt'}")
     if not Path(args.model).is_file():
         raise ConfigError(f"model file {args.model} does not exist")
     ranks = distributed.init_from_env(args.device)  # under torchrun: the batches are dealt to the ranks
@@ -87,8 +89,13 @@ def cmd_sample(args):
     if not ranks.main:  # every rank holds all the samples; rank 0 writes them
         return
     record["processes"] = ranks.world
+    bad = int((~r.x.flatten(1).isfinite().all(1)).sum())
+    record["non_finite"] = bad
     save_torch(r.x, args.out)
     save_json(record, Path(args.out).with_suffix(".json"))
+    if bad:  # the workflow's "diverged (k/n non-finite)": the samples are kept, the exit status says it
+        raise DivergedError(f"diverged: {bad} of {args.n} samples are not finite (written to {args.out} for "
+                            "inspection); the model's weights or this sampler setting do not give finite samples")
     if args.grid:
         write_grid(args.model, r.x, args.grid, f"{args.sampler}, steps {args.steps or 'default'}, NFE {r.nfe:g}")
     print(json.dumps(record))

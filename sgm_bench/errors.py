@@ -23,3 +23,7 @@ class NonFiniteLossError(SgmBenchError, FloatingPointError):
 
 class SolverError(SgmBenchError, RuntimeError):
     """An ODE solve could not finish (step size underflow, a non-finite state): its cell is labelled, not blank."""
+
+
+class DivergedError(SgmBenchError, FloatingPointError):
+    """Sampling gave non-finite samples (a diverged model or setting); they are kept for inspection."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import IMAGES, TOYS, ImageData
-from .checks import check_keys, check_numbers, parameters
+from .checks import FRACTION, check_keys, check_numbers, check_ranges, parameters
 from .errors import ConfigError
 from .models import FAMILIES, ScoreModel, build_model
 
@@ -132,6 +132,7 @@ def check_loss_options(cfg: dict) -> None:
     family = FAMILIES[cfg["model"]["family"]]
     valid = option_names(family.loss, cfg.get("loss", {})) + ["noise_std"]  # noise_std: the score family's only
     check_keys(cfg.get("loss", {}), valid, f"loss of family {family.name!r}")
+    check_ranges(cfg.get("loss", {}), {"eps": FRACTION}, f"loss of family {family.name!r}")
 
 
 def config_hash(cfg: dict) -> str:

@@ -59,7 +59,11 @@ def _augmented(drift, divergence: str, probe, counter):
 
     def fn(t, x):
         counter[0] += 1
-        return estimate(drift, t, x, probe)
+        dx, div = estimate(drift, t, x, probe)
+        if not (torch.isfinite(dx).all() and torch.isfinite(div).all()):  # an adaptive solver would never return
+            raise SolverError(f"the probability-flow drift is not finite at t = {float(t.flatten()[0]):.4g}: the "
+                              "model's weights or outputs hold NaN or infinity (a diverged model)")
+        return dx, div
 
     return fn
 

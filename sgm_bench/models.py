@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .checks import check_keys, check_numbers, parameters
+from .checks import COUNT, check_keys, check_numbers, check_ranges, parameters
 from .errors import ConfigError
 from .nets import NETS
 from .params import NoiseLevel, to_score
@@ -54,6 +54,7 @@ def build_sde(family: str, **overrides) -> SDE | None:
         return None
     check_keys(overrides, parameters(SDES[fam.sde]), f"sde of family {family!r}")
     check_numbers(overrides, fam.sde_defaults, f"sde of family {family!r}")
+    check_ranges(overrides, {"N": COUNT}, f"sde of family {family!r}")  # 2.7 levels would train as 2
     proc = SDES[fam.sde](**{**fam.sde_defaults, **overrides})
     proc.family, proc.discrete = fam.name, fam.discrete  # samplers ask the process, never the family's name
     return proc

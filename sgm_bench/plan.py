@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .experiment import check_data_options, check_loss_options, merged
 from .models import FAMILIES, build_sde
 from .samplers import SAMPLERS, applicable
-from .samplers.registry import NOT_APPLICABLE, resolved_options, why_not
+from .samplers.registry import NOT_APPLICABLE, check_options, resolved_options, why_not
 from .train import TrainConfig
 
 NEEDS_ROOT = {"mnist", "cifar10"}
@@ -152,10 +152,19 @@ def build_plan(config: dict) -> Plan:
             options = merged(config.get("sampling", {}).get("options", {}).get(sampler, {}), variant.get("options", {}))
             options = resolved_options(sampler, merged(options, spec.get("options", {}).get(job_name, {})),
                                        FAMILIES[fam].sde)
+            try:
+                check_options(sampler, options)
+            except ConfigError as e:
+                raise ConfigError(f"model {name!r}, sampler {job_name!r}: {e}") from e
             steps = _grid(job_name, sampler, variant, spec, config.get("sampling", {}), name)
             if SAMPLERS[sampler].walks_chain:
                 _check_chain(name, job_name, models[name], steps, options)
             jobs.append(EvalJob(name, job_name, sampler, steps, options, spec.get("n_samples")))
+    ev = config.get("evaluation", {})
+    fewest = min([j.n_samples or ev.get("n_samples", 0) for j in jobs] or [0])
+    if jobs and ev.get("kid_subset_size", 0) > fewest:
+        raise ConfigError(f"evaluation.kid_subset_size {ev['kid_subset_size']} is more than the {fewest} samples of a "
+                          "seed set: KID's subsets are drawn from them")
     images = {m["data"]["name"] for m in models.values() if m["data"]["name"] in IMAGES}
     deviations = {m: list(spec.get("deviations") or []) for m, spec in config.get("models", {}).items()}
     return Plan(models, jobs, images, not_run, not_applicable, deviations)

@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checks import check_numbers
+from .checks import COUNT, POSITIVE, Range, check_numbers, check_ranges
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .experiment import Dataset, config_hash, load_dataset, loss_options, model_from_spec, model_spec
 from .io import save_json, save_torch, save_text
@@ -53,11 +53,17 @@ class TrainConfig:
             raise ConfigError(f"unknown train option(s) {sorted(unknown)}; valid: {', '.join(cls.__dataclass_fields__)}")
         numeric = {k: f.default for k, f in cls.__dataclass_fields__.items()} | {"lr": 1.0}
         check_numbers(d, numeric, "train")
-        cfg = cls(**d)
-        for k in ("steps", "batch_size", "ckpt_every", "processes"):
-            if getattr(cfg, k) <= 0:
-                raise ConfigError(f"train.{k} must be positive, got {getattr(cfg, k)}")
-        return cfg
+        check_ranges(d, TRAIN_RANGES, "train")
+        for k in ("bf16", "progress"):
+            if not isinstance(d.get(k, False), bool):
+                raise ConfigError(f"train: {k} must be true or false, got {d[k]!r}")
+        return cls(**d)
+
+
+TRAIN_RANGES = {"steps": COUNT, "batch_size": COUNT, "ckpt_every": COUNT, "keep_checkpoints": COUNT, "processes": COUNT,
+                "lr": POSITIVE, "grad_clip": POSITIVE, "warmup": Range(0, integer=True),
+                "ema": Range(0, 1, hi_open=True), "label_dropout": Range(0, 1, hi_open=True),
+                "seed": Range(0, 2**63 - 1, integer=True)}
 
 
 def ema_with_warmup(decay: float):

@@ -213,6 +213,17 @@ def test_cli_sample_refuses_bad_arguments_with_one_line(trained_file, tmp_path, 
     assert re.search(pattern, err), err
 
 
+def test_cli_sample_of_a_folder_or_a_nan_model_says_so(trained_file, tmp_path, capsys):
+    assert main(["sample", str(trained_file.parent), "--sampler", "pc", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "is a folder: give its model file" in capsys.readouterr().err
+    state = torch.load(trained_file, weights_only=True)
+    state["ema"] = {k: v * float("nan") if v.is_floating_point() else v for k, v in state["ema"].items()}
+    torch.save(state, tmp_path / "nan.pt")
+    assert main(["sample", str(tmp_path / "nan.pt"), "--sampler", "ode", "--n", "6", "--out", str(tmp_path / "y.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "diverged: 6 of 6 samples are not finite" in err and (tmp_path / "y.pt").exists()
+
+
 def test_cli_sample_writes_a_png_grid(trained_file, tmp_path):
     grid = tmp_path / "grid.png"
     assert main(["sample", str(trained_file), "--sampler", "euler_maruyama", "--steps", "5", "--n", "32",

@@ -112,7 +112,7 @@ def test_bad_train_options_fail_before_training(tmp_path):
     data = load_dataset({"name": "mixture2d", "n_train": 100})
     with pytest.raises(ConfigError, match="unknown train option"):
         Trainer(toy_cfg(stepz=3), data, tmp_path)
-    with pytest.raises(ConfigError, match="steps must be positive"):
+    with pytest.raises(ConfigError, match="steps must be a whole number >= 1"):
         Trainer(toy_cfg(steps=-1), data, tmp_path)
     with pytest.raises(ConfigError, match="valid choices: .*ddpm"):
         Trainer({**toy_cfg(), "model": {"family": "ddpn"}}, data, tmp_path)

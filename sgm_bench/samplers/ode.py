@@ -11,6 +11,16 @@ from .base import vec
 ODE_SOLVERS = Registry("ODE solver")
 
 
+class NonFiniteDrift(Exception):
+    """The drift is NaN or infinite: an adaptive solver would shrink its step forever (a NaN model never returns)."""
+
+
+def _finite(d):
+    if not torch.isfinite(d).all():
+        raise NonFiniteDrift
+    return d
+
+
 def pf_drift(score_fn, sde):
     """The probability-flow drift as a function of (t, x)."""
     rev = sde.reverse(score_fn, probability_flow=True)
@@ -22,13 +32,19 @@ def solve_rk45(drift, x, t0, t1, *, rtol=1e-5, atol=1e-5, steps=None):
     """scipy's RK45 (Dormand-Prince, on the host) with rtol = atol = 1e-5: parity with score_sde."""
     shape, device, dtype = x.shape, x.device, x.dtype
 
+    count = [0]
+
     def f(t, y):
+        count[0] += 1
         xt = torch.as_tensor(y, dtype=dtype, device=device).reshape(shape)
-        return drift(t, xt).detach().cpu().numpy().reshape(-1).astype(np.float64)
+        return _finite(drift(t, xt)).detach().cpu().numpy().reshape(-1).astype(np.float64)
 
     from scipy.integrate import solve_ivp  # lazily: most jobs never integrate
 
-    sol = solve_ivp(f, (t0, t1), x.detach().cpu().numpy().reshape(-1), rtol=rtol, atol=atol, method="RK45")
+    try:
+        sol = solve_ivp(f, (t0, t1), x.detach().cpu().numpy().reshape(-1), rtol=rtol, atol=atol, method="RK45")
+    except NonFiniteDrift:  # the batch's samples are reported non-finite (status "diverged"), not waited for
+        return torch.full_like(x, float("nan")), {"solver_nfe": count[0], "stopped": "non-finite drift"}
     if not sol.success:
         raise RuntimeError(f"RK45 failed: {sol.message}")
     return torch.as_tensor(sol.y[:, -1], dtype=dtype, device=device).reshape(shape), {"solver_nfe": int(sol.nfev)}
@@ -42,15 +58,18 @@ def solve_dopri5(drift, x, t0, t1, *, rtol=1e-5, atol=1e-5, steps=None):
 
     def f(t, y):
         count[0] += 1
-        return drift(t.to(x.dtype), y.to(x.dtype)).double()
+        return _finite(drift(t.to(x.dtype), y.to(x.dtype))).double()
 
     ts = torch.tensor([t0, t1], dtype=torch.float64, device=x.device)
     # keep every evaluation inside [t1, t0]: torchdiffeq's first-step probe and its steps past the end otherwise
     # evaluate the process at negative times
     from torchdiffeq import odeint  # lazily, as scipy: most jobs never integrate
 
-    out = odeint(f, x.double(), ts, rtol=rtol, atol=atol, method="dopri5",
-                 options={"first_step": 1e-3 * abs(t1 - t0), "step_t": ts})[-1]
+    try:
+        out = odeint(f, x.double(), ts, rtol=rtol, atol=atol, method="dopri5",
+                     options={"first_step": 1e-3 * abs(t1 - t0), "step_t": ts})[-1]
+    except NonFiniteDrift:
+        return torch.full_like(x, float("nan")), {"solver_nfe": count[0], "stopped": "non-finite drift"}
     return out.to(x.dtype), {"solver_nfe": count[0]}
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from .. import distributed
-from ..checks import check_numbers
+from ..checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_numbers, check_ranges
 from ..errors import ConfigError
 from ..models import FAMILIES
 from ..registry import Registry
@@ -101,6 +101,29 @@ def check_applicable(name: str, family: str | None = None, sde=None) -> SamplerS
     return spec
 
 
+# Where every numeric sampler option must lie (one table: the options mean the same in every sampler that takes them)
+OPTION_RANGES = {"snr": POSITIVE, "eta": NON_NEGATIVE, "eps": FRACTION, "rtol": POSITIVE, "atol": POSITIVE,
+                 "n_steps_each": COUNT, "step_lr": POSITIVE, "rho": POSITIVE, "S_churn": NON_NEGATIVE,
+                 "S_noise": NON_NEGATIVE, "S_tmin": NON_NEGATIVE, "S_tmax": NON_NEGATIVE, "sigma_min": POSITIVE,
+                 "sigma_max": POSITIVE, "steps": COUNT}
+
+
+def check_options(name: str, options: dict) -> None:
+    """A sampler's options: names it takes, numbers where its defaults are numbers, inside OPTION_RANGES (checked when
+    the workflow plans its jobs and again when sampling starts)."""
+    spec = SAMPLERS[name]
+    fn_args = spec.fn.__code__.co_varnames[: spec.fn.__code__.co_argcount + spec.fn.__code__.co_kwonlyargcount]
+    unknown = set(options) - set(fn_args) - {"denoise"}
+    if unknown:
+        raise ConfigError(f"sampler {name!r} has no option(s) {sorted(unknown)}; valid: "
+                          f"{', '.join(a for a in fn_args[4:] if a != 'progress')}, denoise")
+    fn_defaults = {k: p.default for k, p in inspect.signature(spec.fn).parameters.items()}
+    check_numbers(options, {**fn_defaults, **spec.defaults}, f"sampler {name!r}", allow={"eta": ("sigma_hat",)})
+    check_ranges(options, OPTION_RANGES, f"sampler {name!r}", allow={"eta": ("sigma_hat",)})
+    if options.get("denoise") and not spec.denoise:
+        raise ConfigError(f"sampler {name!r} already ends noise-free; denoise=True applies to the SDE samplers only")
+
+
 def resolved_options(name: str, options: dict, kind: str) -> dict:
     """A job's options with the process-dependent defaults filled in (the Langevin snr: Score SDE Table 5's best for
     the process and predictor), so that every record names the value used."""
@@ -115,11 +138,7 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
            progress: bool = False, **options) -> SampleResult:
     """Draw shape[0] samples with sampler `name`; sample k (counted from first_index) depends only on (seed, k)."""
     spec = check_applicable(name, family, sde)
-    unknown = set(options) - set(spec.fn.__code__.co_varnames[: spec.fn.__code__.co_argcount + spec.fn.__code__.co_kwonlyargcount])
-    if unknown:
-        raise ConfigError(f"sampler {name!r} has no option(s) {sorted(unknown)}; see help(sgm_bench.samplers.{spec.fn.__name__})")
-    fn_defaults = {k: p.default for k, p in inspect.signature(spec.fn).parameters.items()}
-    check_numbers(options, {**fn_defaults, **spec.defaults}, f"sampler {name!r}", allow={"eta": ("sigma_hat",)})
+    check_options(name, options)
     if denoise and not spec.denoise:
         raise ConfigError(f"sampler {name!r} already ends noise-free; denoise=True applies to the SDE samplers only")
     if steps is not None and steps <= 0:
