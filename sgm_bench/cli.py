@@ -111,13 +111,22 @@ def cmd_import(args):
 
 def write_grid(model_path, x, path, title: str) -> None:
     """An 8x8 grid (images, in the data's own levels) or a scatter (toys) of the finite samples, as a PNG."""
-    from .experiment import load_dataset
+    import torch
+
+    from .experiment import data_range, load_dataset
     from .metrics.toy import finite_only
     from .report.plots import sample_grid
     from .train import load_checkpoint
 
-    data_cfg = json.loads(load_checkpoint(Path(model_path), mmap=True)["config"])["data"]
-    images = load_dataset(data_cfg).images
+    cfg = json.loads(load_checkpoint(Path(model_path), mmap=True)["config"])
+    if "released" in cfg:  # an imported checkpoint: no dataset to load, only its 8-bit images' range
+        from .data.images import ImageData
+
+        lo, hi = data_range(cfg["data"])
+        empty = torch.zeros(0, *cfg["model"]["shape"], dtype=torch.uint8)
+        images = ImageData("released", empty, empty[:, 0, 0, 0].long(), empty, empty[:, 0, 0, 0].long(), 256, hi - lo, lo)
+    else:
+        images = load_dataset(cfg["data"]).images
     kept, bad = finite_only(x.cpu())
     sample_grid(kept, Path(path).with_suffix(""), title + (f" ({bad} non-finite not shown)" if bad else ""), images,
                 formats=("png",))

@@ -120,3 +120,13 @@ def test_checkpoint_of_another_configuration_names_the_first_misfit(tmp_path):
     with pytest.raises(CheckpointError, match="holds 1000 noise levels, the configuration 10"):
         import_checkpoint(FIXTURES / "vp_ddpmpp_continuous" / "checkpoint.pth", "score_sde", tmp_path / "m.pt",
                           str(FIXTURES / "vp_ddpmpp" / "config.json"))
+
+
+def test_an_imported_model_samples_to_a_grid_from_the_cli(tmp_path):
+    """sgm-bench sample --grid on an imported file: no dataset to load, the checkpoint's range gives the images."""
+    case = FIXTURES / "vp_ddpmpp_continuous"
+    assert main(["import", str(case / "checkpoint.pth"), "--format", "score_sde", "--config", str(case / "config.json"),
+                 "--out", str(tmp_path / "m.pt")]) == 0
+    assert main(["sample", str(tmp_path / "m.pt"), "--sampler", "euler_maruyama", "--steps", "3", "--n", "4",
+                 "--out", str(tmp_path / "x.pt"), "--grid", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 1000
