@@ -73,6 +73,12 @@ def cmd_sample(args):
     from .train import pick_device
 
     pick_device(args.device)
+    if args.sampler not in samplers.SAMPLERS:  # a configuration's variant name (ddim_quadratic, pc_ancestral, ...)?
+        base = next((n for n in sorted(samplers.SAMPLERS.names(), key=len, reverse=True) if args.sampler.startswith(n + "_")), None)
+        if base:
+            raise ConfigError(f"{args.sampler!r} is a configuration's variant name, not a sampler: run --sampler {base} "
+                              f"with its options, e.g. --opt skip=quadratic (the variant's options are under "
+                              "sampling.variants in its configuration)")
     if Path(args.model).is_dir():
         raise ConfigError(f"{args.model} is a folder: give its model file, e.g. {Path(args.model) / 'model.pt'}")
     if not Path(args.model).is_file():
@@ -154,6 +160,8 @@ def cmd_quick(args):
         r = samplers.sample(name, model.score_fn(), model.sde, (2000, 2), family="vp", seed=0)
         w = data.toy.mode_weights(r.x).tolist()
         print(f"{name:<18}{r.nfe:>6}{r.seconds:>9.2f}{sliced_wasserstein(r.x, data.test):>8.3f}  {w[0]:.3f} / {w[1]:.3f}")
+    print(f"model, checkpoints and training log in {args.run_dir}; sample it with sgm-bench sample "
+          f"{Path(args.run_dir) / 'model.pt'} --sampler pc --out samples.pt")
 
 
 def cmd_list(args):

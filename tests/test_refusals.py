@@ -201,6 +201,7 @@ def trained_file(tmp_path_factory):
     (["--device", "cuda", "--sampler", "pc"], "no CUDA GPU"),
     (["--sampler", "pc", "--out", "/proc/sgm-bench/x.pt"], "cannot write"),
     (["--sampler", "heun9"], "unknown sampler|heun9"),
+    (["--sampler", "ddim_quadratic"], "variant name, not a sampler: run --sampler ddim"),
     (["--sampler", "pc", "--grid", "samples.jpg"], "ending in .png"),
 ])
 def test_cli_sample_refuses_bad_arguments_with_one_line(trained_file, tmp_path, capsys, args, pattern):
