@@ -1,5 +1,5 @@
 """What `sgm-bench list` prints, without importing torch (the registries' modules do): families with their applicable
-samplers, and the datasets. tests/test_cli.py checks it equals the registries, so it cannot drift."""
+samplers, and the datasets. tests/test_models.py checks it equals the registries, so it cannot drift."""
 
 FAMILY_SAMPLERS = {
     "ddpm": ["ancestral", "ddim", "euler_maruyama", "reverse_diffusion", "pc", "corrector_only", "ode", "edm_heun",

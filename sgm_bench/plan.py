@@ -58,9 +58,6 @@ class Plan:
     def jobs_of(self, model: str) -> list:
         return [j for j in self.jobs if j.model == model]
 
-    def job(self, model: str, name: str) -> EvalJob:
-        return next(j for j in self.jobs if j.model == model and j.name == name)
-
 
 def _released_cfg(name: str, spec: dict, data: dict) -> dict:
     """A `checkpoint:` entry: the model spec its released configuration gives; its data range must be the model's."""

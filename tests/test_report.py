@@ -140,3 +140,20 @@ def test_report_writes_one_sampler_table_per_detector(tmp_path):
     caption = ts.with_suffix(".md").read_text().splitlines()[0]
     assert "inception-v3-tf-stylegan features against" in caption and "floor" not in caption
     assert list(pd.read_csv(ts.with_suffix(".csv"))["FID"]) == [40]
+
+
+def test_budget_table_picks_the_best_setting_that_fits_and_shows_ties():
+    from sgm_bench.report.tables import budget_table
+
+    def row(variant, steps, nfe, fid, seed, status="ok"):
+        return {"model": "m", "variant": variant, "steps": steps, "nfe": nfe, "fid": fid, "seed_set": seed,
+                "status": status, "n": 10}
+    rows = pd.DataFrame([row("a", 10, 10, 30.0, 0), row("a", 10, 10, 32.0, 1),      # 31 ± 1
+                         row("b", 10, 20, 20.0, 0), row("b", 10, 20, 22.0, 1),      # 21 ± 1 at 20 NFE
+                         row("c", 5, 10, 31.5, 0), row("c", 5, 10, 33.5, 1),       # 32.5 ± 1: overlaps a
+                         row("d", 4, 8, 1.0, 0, "diverged (3/10 non-finite)")])     # never wins
+    t = budget_table(rows, budgets=(5, 10, 20))
+    cells = t.loc[("m", "FID")]
+    assert cells["≤ 5 NFE"] == "nothing fits"
+    assert cells["≤ 10 NFE"].startswith("a 10 steps: 31 ± 1 (NFE 10)") and "tied: c 5 steps" in cells["≤ 10 NFE"]
+    assert cells["≤ 20 NFE"].startswith("b 10 steps: 21 ± 1") and "tied" not in cells["≤ 20 NFE"]

@@ -168,6 +168,10 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     lt = "\n".join(parts)
     ct = tables.cost_table(rows)
     tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, peak memory, device")
+    bt = tables.budget_table(rows)
+    budget_caption = ("Best sampler setting per NFE budget (mean NFE at or below it), by mean FID or SW2 over seed sets; "
+                      "`tied`: settings whose mean ± std interval overlaps the best's (not distinguishable here)")
+    tables.write_table(bt, T / "budget", budget_caption)
     ref = paper_tables()
     ours, datasets = ours_for_paper(rows, list(paper_cells), lik)
     paper_md = []
@@ -183,6 +187,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         tables.write_table(pt.set_index(list(pt.columns[: len(pt.columns) - 2 * _n_cols(pt)])), T / f"paper_{key}", caption)
         paper_md.append(f"## {table['source']}\n\n{caption}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))
+    md += [f"## Best sampler per NFE budget\n\n{budget_caption}\n\n{tables.markdown(bt)}\n"]
     md += sections + [f"## Likelihood\n\n{lt}", f"## Cost\n\n{tables.markdown(ct)}\n"]
     exps = [json.loads(Path(f).read_text()) for f in experiment_files]
     for exp in exps:

@@ -86,6 +86,38 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
     return pd.DataFrame(out).drop(columns="_key").fillna("").set_index(["sampler", "steps"])
 
 
+BUDGETS = (10, 20, 50, 100, 1000)  # NFE budgets of the best-sampler table
+
+
+def budget_table(rows: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
+    """For each model and NFE budget, the best setting (variant, steps) whose mean NFE fits, by its mean FID or SW2,
+    and the settings tied with it (mean ± std intervals over seed sets that overlap the best's): which sampler to use
+    at a given cost. Diverged settings never win; a budget nothing fits says so."""
+    out = []
+    for model, g in rows.groupby("model", sort=False):
+        metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
+        ok = g[g["status"].fillna("ok") == "ok"] if "status" in g else g
+        cells = ok.groupby(["variant", ok["steps"].fillna(-1)], sort=False).agg(
+            nfe=("nfe", "mean"), mean=(metric, "mean"), sd=(metric, lambda v: v.std(ddof=0))).dropna(subset=["mean"])
+        row = {"model": model, "metric": "FID" if metric == "fid" else "SW2"}
+        for b in budgets:
+            fit = cells[cells["nfe"] <= b].sort_values("mean")
+            if fit.empty:
+                row[f"≤ {b} NFE"] = "nothing fits"
+                continue
+            (v, s), best = fit.index[0], fit.iloc[0]
+            tied = [f"{tv} {_steps(ts)}" for (tv, ts), c in fit.iloc[1:].iterrows()
+                    if c["mean"] - c["sd"] <= best["mean"] + best["sd"]]
+            row[f"≤ {b} NFE"] = (f"{v} {_steps(s)}: {fmt(best['mean'])} ± {fmt(best['sd'])} (NFE {fmt(best['nfe'])})"
+                                 + (f"; tied: {', '.join(tied)}" if tied else ""))
+        out.append(row)
+    return pd.DataFrame(out).set_index(["model", "metric"])
+
+
+def _steps(s) -> str:
+    return "adaptive" if s == -1 else f"{int(s)} steps"
+
+
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     """NFE, seconds per sample, peak memory and device per (model, sampler or variant, steps), formatted for reading;
     an adaptive solver's steps say so. Peak memory is shown where it measures the sampler (the GPU's peak, reset before
@@ -140,8 +172,3 @@ def paper_table(table: dict, ours: dict, dataset: str | None) -> pd.DataFrame:
         out.append(line)
     return pd.DataFrame(out)
 
-
-def paper_cell(values: pd.Series, bound: bool = False) -> str:
-    """Our number in a paper cell: mean ± std over seed sets or repeats (`≤` for a variational bound)."""
-    text = mean_pm_std(values)
-    return f"≤ {text}" if bound and text else text

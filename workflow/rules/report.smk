@@ -19,6 +19,7 @@ rule report:
         leaderboards=[table(f"samplers_{m}", "Leaderboards") for m in BENCHMARKED],
         likelihood_csv=[table(t, "Likelihood") for t in LIKELIHOOD_CSV],
         cost_csv=table("cost", "Cost"),
+        budget=table("budget", "Best sampler per NFE budget"),
         paper=[table(f"paper_{t}", "Paper tables", "paper.rst") for t in PAPER_TABLES],
         guidance_csv=[table("guidance", "Guidance")] if GUIDED else [],
         quality=report(f"{R}/figures/quality_vs_nfe.png", category="Figures", caption="../report/quality_vs_nfe.rst"),
