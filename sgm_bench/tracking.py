@@ -64,19 +64,20 @@ class Tracker:
             served = is_server(tracking_uri)  # a server keeps the artifacts in its own store
             loc = Path(artifact_location).resolve().as_uri() if artifact_location and not served else None
             self.exp_id = exp.experiment_id if exp else self._create(experiment, loc)
+        # MLflow 3's UI opens an untagged experiment in its GenAI mode (traces); these are model-training runs
+        self._tag("mlflow.experimentKind", "custom_model_development")
         if description:  # shown as the experiment's description in the UI
-            self._describe(description)
+            self._tag("mlflow.note.content", description)
 
-    def _describe(self, text: str) -> None:
-        """Set the experiment's description once; concurrent writer jobs setting the same text race on the server's
-        insert, and the loser finds it set."""
-        note = "mlflow.note.content"
-        if self.client.get_experiment(self.exp_id).tags.get(note) == text:
+    def _tag(self, key: str, value: str) -> None:
+        """Set an experiment tag once; concurrent writer jobs setting the same value race on the server's insert, and
+        the loser finds it set."""
+        if self.client.get_experiment(self.exp_id).tags.get(key) == value:
             return
         try:
-            self.client.set_experiment_tag(self.exp_id, note, text)
+            self.client.set_experiment_tag(self.exp_id, key, value)
         except MlflowException:
-            if self.client.get_experiment(self.exp_id).tags.get(note) != text:
+            if self.client.get_experiment(self.exp_id).tags.get(key) != value:
                 raise
 
     def _create(self, experiment: str, location: str | None) -> str:

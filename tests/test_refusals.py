@@ -426,3 +426,16 @@ def test_a_writer_that_loses_the_race_to_create_the_experiment_uses_the_winners(
     monkeypatch.setattr(MlflowClient, "get_experiment_by_name", not_yet_there)
     loser = Tracker(uri, "race", description="d")
     assert loser.exp_id == winner.exp_id and len(calls) == 2
+
+
+def test_the_experiment_opens_on_its_runs_in_mlflow_3(tmp_path):
+    """MLflow 3's UI shows an untagged experiment in its GenAI mode (an empty traces page); tagged as model development
+    it opens on the runs table."""
+    from mlflow.tracking import MlflowClient
+
+    from sgm_bench.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    t = Tracker(uri, "kind", description="d")
+    tags = MlflowClient(uri).get_experiment(t.exp_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development" and tags["mlflow.note.content"] == "d"

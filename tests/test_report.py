@@ -157,3 +157,13 @@ def test_budget_table_picks_the_best_setting_that_fits_and_shows_ties():
     assert cells["≤ 5 NFE"] == "nothing fits"
     assert cells["≤ 10 NFE"].startswith("a 10 steps: 31 ± 1 (NFE 10)") and "tied: c 5 steps" in cells["≤ 10 NFE"]
     assert cells["≤ 20 NFE"].startswith("b 10 steps: 21 ± 1") and "tied" not in cells["≤ 20 NFE"]
+
+
+def test_numbers_table_holds_numbers_not_text():
+    from sgm_bench.report.tables import numbers_table
+
+    rows = pd.DataFrame([{"model": "m", "variant": "ode", "sampler": "ode", "steps": None, "nfe": n, "fid": f,
+                          "status": "ok", "n": 10} for n, f in ((100, 20.0), (110, 22.0))])
+    t = numbers_table(rows)
+    assert t.loc[0, "fid_mean"] == 21.0 and t.loc[0, "fid_std"] == 1.0 and t.loc[0, "nfe_mean"] == 105.0
+    assert pd.isna(t.loc[0, "steps"]) and t.loc[0, "seed_sets"] == 2

@@ -168,6 +168,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     lt = "\n".join(parts)
     ct = tables.cost_table(rows)
     tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, peak memory, device")
+    tables.numbers_table(rows).to_csv(T / "samplers_numbers.csv", index=False)
     bt = tables.budget_table(rows)
     budget_caption = ("Best sampler setting per NFE budget (mean NFE at or below it), by mean FID or SW2 over seed sets; "
                       "`tied`: settings whose mean ± std interval overlaps the best's (not distinguishable here)")

@@ -86,6 +86,23 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
     return pd.DataFrame(out).drop(columns="_key").fillna("").set_index(["sampler", "steps"])
 
 
+def numbers_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every (model, variant, steps) cell as numbers for analysis (the leaderboards' cells are text): seed-set count,
+    mean and std (ddof 0, as the tables) of each quality and cost measure, the status of its worst seed set."""
+    measures = [m for m in ("fid", "kid", "is", "sw", "mmd", "mode_weight_error", "nfe", "seconds_per_sample")
+                if m in rows and rows[m].notna().any()]
+    out = []
+    for (model, variant, steps), g in rows.groupby(["model", "variant", rows["steps"].fillna(-1)], sort=False):
+        status = g["status"].fillna("ok") if "status" in g else pd.Series(["ok"])
+        row = {"model": model, "variant": variant, "sampler": g["sampler"].iloc[0] if "sampler" in g else variant,
+               "steps": None if steps == -1 else int(steps), "seed_sets": len(g),
+               "status": next((x for x in status if x != "ok"), "ok")}
+        for m in measures:
+            row[f"{m}_mean"], row[f"{m}_std"] = g[m].mean(), g[m].std(ddof=0)
+        out.append(row)
+    return pd.DataFrame(out).astype({"steps": "Int64"})  # adaptive solvers: no step count
+
+
 BUDGETS = (10, 20, 50, 100, 1000)  # NFE budgets of the best-sampler table
 
 

@@ -20,6 +20,7 @@ rule report:
         likelihood_csv=[table(t, "Likelihood") for t in LIKELIHOOD_CSV],
         cost_csv=table("cost", "Cost"),
         budget=table("budget", "Best sampler per NFE budget"),
+        numbers=f"{R}/tables/samplers_numbers.csv",
         paper=[table(f"paper_{t}", "Paper tables", "paper.rst") for t in PAPER_TABLES],
         guidance_csv=[table("guidance", "Guidance")] if GUIDED else [],
         quality=report(f"{R}/figures/quality_vs_nfe.png", category="Figures", caption="../report/quality_vs_nfe.rst"),
