@@ -53,6 +53,16 @@ def metric_name(name: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_.\-/]", "_", name.replace("=", ""))).strip("_")
 
 
+def compare_link(experiment_id: str, model: str, metric: str) -> str:
+    """The UI address (after `mlflow ui`'s http://host:port/) of one model's sampler runs, best first: the runs table
+    in model-training mode (MLflow 3 opens GenAI's traces page otherwise), filtered to the model, sorted by metric."""
+    from urllib.parse import quote
+
+    search = quote(f"tags.kind = 'sampler' and tags.model = '{model}'")
+    return (f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&searchFilter={search}"
+            f"&orderByKey={quote(f'metrics.`{metric}`')}&orderByAsc=true")
+
+
 class Tracker:
     """Idempotent writes to one experiment."""
 

@@ -439,3 +439,17 @@ def test_the_experiment_opens_on_its_runs_in_mlflow_3(tmp_path):
     t = Tracker(uri, "kind", description="d")
     tags = MlflowClient(uri).get_experiment(t.exp_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development" and tags["mlflow.note.content"] == "d"
+
+
+
+def test_the_compare_link_opens_one_models_sampler_runs_best_first():
+    from urllib.parse import parse_qs
+
+    from sgm_bench.tracking import compare_link
+
+    link = compare_link("7", "vp-digits", "fid")
+    query = parse_qs(link.split("?", 1)[1])
+    assert link.startswith("#/experiments/7/runs?")
+    assert query["workflowType"] == ["machine_learning"] and query["orderByAsc"] == ["true"]
+    assert query["searchFilter"] == ["tags.kind = 'sampler' and tags.model = 'vp-digits'"]
+    assert query["orderByKey"] == ["metrics.`fid`"]

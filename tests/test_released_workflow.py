@@ -122,6 +122,8 @@ def test_a_released_checkpoint_runs_end_to_end(tmp_path):
     stats = json.loads((res / "train" / "vp" / "train_stats.json").read_text())
     assert stats["released"]["format"] == "score_sde"
     assert stats["released"]["sha256"] == file_hash(tmp_path / "ckpt" / "checkpoint.pth")
+    link = json.loads((res / "mlflow_runs.json").read_text())["compare"]["vp"]
+    assert "workflowType=machine_learning" in link and "tags.model%20%3D%20%27vp%27" in link and "fid" in link
     rows = json.loads((res / "metrics" / "vp" / "samplers.json").read_text())["rows"]
     assert rows and all(r["status"] == "ok" and r["fid"] == r["fid"] for r in rows)
     model = load_model(tmp_path / "work" / "rel" / "models" / "vp" / "model.pt")

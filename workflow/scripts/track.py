@@ -14,7 +14,7 @@ from sgm_bench.bench import grid_name, setup_job
 from sgm_bench.io import file_hash, save_json
 from sgm_bench.plan import build_plan, tracking_uri
 from sgm_bench.samplers import SAMPLERS
-from sgm_bench.tracking import Tracker, dataset_input, environment_tags, flatten, job_key
+from sgm_bench.tracking import Tracker, compare_link, dataset_input, environment_tags, flatten, job_key
 
 cfg = snakemake.config
 R = Path(cfg["results"])
@@ -125,8 +125,10 @@ if __name__ == "__main__":
                 if snakemake.input.tracked else [r for m in plan.models for r in log_model(tracker, m)])
         runs += log_experiments(tracker)
         tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's
+        metric = {m: "fid" if plan.models[m]["data"]["name"] in plan.image_datasets else "sw" for m in plan.benchmarked}
         save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
-                   "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count()},
+                   "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count(),
+                   "compare": {m: compare_link(tracker.exp_id, m, k) for m, k in metric.items()}},
                   snakemake.output[0])
     print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
           f"{cfg['mlflow']['experiment']}", file=sys.stderr)
