@@ -167,3 +167,15 @@ def test_numbers_table_holds_numbers_not_text():
     t = numbers_table(rows)
     assert t.loc[0, "fid_mean"] == 21.0 and t.loc[0, "fid_std"] == 1.0 and t.loc[0, "nfe_mean"] == 105.0
     assert pd.isna(t.loc[0, "steps"]) and t.loc[0, "seed_sets"] == 2
+
+
+def test_budget_table_survives_an_all_diverged_image_model_and_drops_partly_diverged_settings():
+    from sgm_bench.report.tables import budget_table
+
+    def row(variant, fid, seed, status="ok"):
+        return {"model": "m", "variant": variant, "steps": 10, "nfe": 10, "fid": fid, "seed_set": seed, "status": status, "n": 4}
+    partly = pd.DataFrame([row("a", 5.0, 0), row("a", float("nan"), 1, "diverged (4/4 non-finite)"),
+                           row("b", 20.0, 0), row("b", 22.0, 1)])
+    assert budget_table(partly, budgets=(10,)).loc[("m", "FID"), "≤ 10 NFE"].startswith("b 10 steps")
+    gone = pd.DataFrame([row("a", float("nan"), 0, "diverged (4/4 non-finite)")])
+    assert budget_table(gone, budgets=(10,)).loc[("m", "FID"), "≤ 10 NFE"] == "nothing fits"

@@ -96,7 +96,7 @@ def numbers_table(rows: pd.DataFrame) -> pd.DataFrame:
         status = g["status"].fillna("ok") if "status" in g else pd.Series(["ok"])
         row = {"model": model, "variant": variant, "sampler": g["sampler"].iloc[0] if "sampler" in g else variant,
                "steps": None if steps == -1 else int(steps), "seed_sets": len(g),
-               "status": next((x for x in status if x != "ok"), "ok")}
+               "status": next((x for x in status if x.startswith("diverged")), next((x for x in status if x != "ok"), "ok"))}
         for m in measures:
             row[f"{m}_mean"], row[f"{m}_std"] = g[m].mean(), g[m].std(ddof=0)
         out.append(row)
@@ -112,8 +112,10 @@ def budget_table(rows: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
     at a given cost. Diverged settings never win; a budget nothing fits says so."""
     out = []
     for model, g in rows.groupby("model", sort=False):
-        metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
-        ok = g[g["status"].fillna("ok") == "ok"] if "status" in g else g
+        metric = "fid" if "fid" in g and (g["fid"].notna().any() or "sw" not in g) else "sw"
+        bad = g["status"].fillna("ok") != "ok" if "status" in g else pd.Series(False, index=g.index)
+        whole = ~bad.groupby([g["variant"], g["steps"].fillna(-1)]).transform("any")  # a setting with any non-ok seed set never competes
+        ok = g[whole & g[metric].notna()] if metric in g else g.iloc[:0].assign(**{metric: []})
         cells = ok.groupby(["variant", ok["steps"].fillna(-1)], sort=False).agg(
             nfe=("nfe", "mean"), mean=(metric, "mean"), sd=(metric, lambda v: v.std(ddof=0))).dropna(subset=["mean"])
         row = {"model": model, "metric": "FID" if metric == "fid" else "SW2"}
