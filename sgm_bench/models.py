@@ -72,14 +72,19 @@ class ScoreModel(nn.Module):
         self.labels = getattr(net, "label_convention", "sgm_bench")
 
     def label(self, t: torch.Tensor) -> torch.Tensor:
-        """The network's noise input: step index (discrete), log sigma(t) (VE), or t times the embedding's time scale
-        (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features); score_sde's networks get its own."""
+        """The network's noise input: the step index of a discrete chain's index embedding (NCSN), t (N - 1) for a
+        discrete VP chain's embedding of a scalar (DDPM: the step on the grid, fractional between steps, as
+        score_sde's `get_score_fn`, so the probability-flow ODE sees a continuous drift), log sigma(t) (VE), or
+        t times the embedding's time scale (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features);
+        score_sde's networks get its own."""
         if self.sde is None:
             return torch.zeros_like(t)
         if self.labels == "score_sde":
             return self._score_sde_label(t)
         if self.family.discrete:
-            return self.sde.index(t).float()
+            scalar = self.sde.kind == "vp" and not isinstance(getattr(getattr(self.net, "cond", None), "noise", None),
+                                                              nn.Embedding)
+            return t * (self.sde.N - 1) / self.sde.T if scalar else self.sde.index(t).float()
         if self.sde.kind == "ve":
             return torch.log(self.sde.std(t))
         return t * getattr(getattr(getattr(self.net, "cond", None), "noise", None), "time_scale", 999.0)

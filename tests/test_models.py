@@ -89,3 +89,20 @@ def test_continuous_vp_time_enters_at_the_embeddings_scale(embedding, scale):
     m = build_model("vp", (2,), {"name": "mlp", "embedding": embedding})
     t = torch.tensor([0.25, 1.0])
     assert torch.allclose(m.label(t), t * scale)
+
+
+@pytest.mark.parametrize("N", [10, 232, 1000])
+def test_discrete_ddpm_label_is_score_sdes_fractional_step(N):
+    """A discrete DDPM's network sees t (N - 1) (score_sde's `get_score_fn`): its own step i on the grid, fractional
+    between steps, so the probability-flow ODE's drift is continuous in t; its noise level stays the floored step's.
+    NCSN's index embedding keeps the integer step."""
+    from sgm_bench.chain import time_of_step
+
+    ddpm = build_model("ddpm", (2,), {"name": "mlp"}, sde={"N": N, "beta_max": 5.0})
+    i = torch.arange(N)
+    assert float((ddpm.label(time_of_step(i, N)) - i).abs().max()) < 1e-3
+    t = torch.tensor([0.5 / (N - 1), 0.3, 0.77])
+    assert torch.allclose(ddpm.label(t), t * (N - 1))
+    assert torch.equal(ddpm.noise_level(t).s, (1 - ddpm.sde.schedule.alphas_cumprod[ddpm.sde.index(t)]).sqrt())
+    ncsn = build_model("ncsn", (2,), {"name": "mlp"}, sde={"N": N})
+    assert torch.equal(ncsn.label(t), ncsn.sde.index(t).float())
