@@ -117,7 +117,8 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
             row = {"sampler": sampler, "steps": steps, "seed_set": seed, "n": n, "nfe": r.info["nfe_per_batch"],
                    "seconds": r.seconds, "seconds_per_sample": r.seconds / n, "peak_memory_mb": peak_memory_mb(device),
                    "device": device_name(device), **{f"opt_{k}": v for k, v in options.items()}}
-            row.update(sample_quality(data, r.x, ev, cache_root, seed))
+            note = samplers.caveat(sampler, model.sde, steps, options)
+            row.update(sample_quality(data, r.x, ev, cache_root, seed), **({"note": note} if note else {}))
             row.update(started=started, finished=time.time())
             rows.append(row)
             if seed == 0:
@@ -140,9 +141,9 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     if data.images is not None:
         x_int = data.images.test[:n]
         try:
-            mean, std, nfe = dequantized_bpd(model.score_fn(), model.sde, data.images, x_int,
+            mean, se, nfe = dequantized_bpd(model.score_fn(), model.sde, data.images, x_int,
                                              repeats=int(lik.get("repeats", 5)), **kw)
-            out.update(bpd=mean, bpd_std=std, bpd_nfe=nfe, bpd_repeats=int(lik.get("repeats", 5)))
+            out.update(bpd=mean, bpd_se=se, bpd_nfe=nfe, bpd_repeats=int(lik.get("repeats", 5)))
         except SolverError as e:  # the model's probability-flow ODE is too stiff to integrate: say so in its cell
             out.update(status="diverged", note=f"the probability-flow ODE could not be integrated ({e})")
         if model.family.name == "ddpm":
@@ -154,7 +155,7 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     kw.pop("device")
     try:
         res = ode_nll(model.score_fn(), model.sde, x, **kw)
-        out.update(nll=float(res.nll.mean()), nll_std=float(res.nll.std()), nll_nfe=res.nfe)
+        out.update(nll=float(res.nll.mean()), nll_se=float(res.nll.std() / math.sqrt(len(res.nll))), nll_nfe=res.nfe)
     except SolverError as e:
         out.update(status="diverged", note=f"the probability-flow ODE could not be integrated ({e})")
     if getattr(data.toy, "has_density", False):

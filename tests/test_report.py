@@ -1,5 +1,6 @@
 """The tables and figures a reader sees: paper tables laid out as the papers print them and filled where measured,
 the Pareto front, the mapping of configuration cells to runs."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -8,7 +9,7 @@ from sgm_bench.errors import ConfigError
 from sgm_bench.plan import build_plan, check_paper_cells
 from sgm_bench.report.build import ours_for_paper, paper_tables
 from sgm_bench.report.plots import pareto_front
-from sgm_bench.report.tables import paper_table
+from sgm_bench.report.tables import leaderboard, paper_table
 
 TABLES = paper_tables()
 
@@ -17,7 +18,7 @@ def _rows():
     rows = [{"model": "m", "variant": "ddim_quadratic", "sampler": "ddim", "steps": s, "seed_set": k, "n": 10,
              "fid": f, "status": "ok", "dataset": "digits", "n_nonfinite": 0}
             for s, fs in ((10, (20.0, 22.0)), (50, (9.0, 9.0))) for k, f in enumerate(fs)]
-    lik = pd.DataFrame([{"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_std": 0.01, "vlb_bpd": 2.9}])
+    lik = pd.DataFrame([{"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_se": 0.01, "vlb_bpd": 2.9}])
     return pd.DataFrame(rows), lik
 
 
@@ -38,11 +39,11 @@ def test_ours_for_paper_fills_cells_from_the_variant_steps_and_likelihood():
              {"table": "ddpm_table1", "row": 1, "column": "nll_test", "model": "m", "metric": "vlb_bpd"},
              {"table": "score_sde_table2", "row": 3, "column": "nll", "model": "m", "metric": "bpd"}]
     ours, datasets = ours_for_paper(rows, cells, lik)
-    assert ours["ddim_table1"] == {(0, "10"): "21 ± 1", (0, "50"): "9"}  # mean ± std over seed sets
-    assert ours["ddpm_table1"] == {(1, "nll_test"): "≤ 2.9"} and ours["score_sde_table2"] == {(3, "nll"): "2.5 ± 0.01"}
+    assert ours["ddim_table1"] == {(0, "10"): "21 ± 12.7", (0, "50"): "9"}  # mean ± 95 % t interval (1 dof: 12.7)
+    assert ours["ddpm_table1"] == {(1, "nll_test"): "≤ 2.9"} and ours["score_sde_table2"] == {(3, "nll"): "2.5 ± 0.01 s.e."}
     assert datasets == {"ddim_table1": "digits", "ddpm_table1": "digits", "score_sde_table2": "digits"}
     pt = paper_table(TABLES["ddim_table1"], ours["ddim_table1"], "digits")
-    assert pt.loc[0, "10: ours (digits)"] == "21 ± 1" and pt.loc[0, "10: cifar10 (paper)"] == "13.36"
+    assert pt.loc[0, "10: ours (digits)"] == "21 ± 12.7" and pt.loc[0, "10: cifar10 (paper)"] == "13.36"
 
 
 def test_default_paper_cells_name_runs_of_the_configuration_and_a_bad_one_is_refused():
@@ -122,7 +123,7 @@ def test_report_writes_one_sampler_table_per_detector(tmp_path):
     from sgm_bench.report.build import build
 
     (tmp_path / "metrics.json").write_text(json.dumps({"model": "m", "rows": _detector_rows(), "floor": None}))
-    (tmp_path / "lik.json").write_text(json.dumps({"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_std": 0.1}))
+    (tmp_path / "lik.json").write_text(json.dumps({"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_se": 0.1}))
     (tmp_path / "m").mkdir()
     pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5]}).to_csv(tmp_path / "m" / "curve.csv", index=False)
     floor = tmp_path / "floor.json"
@@ -148,15 +149,37 @@ def test_budget_table_picks_the_best_setting_that_fits_and_shows_ties():
     def row(variant, steps, nfe, fid, seed, status="ok"):
         return {"model": "m", "variant": variant, "steps": steps, "nfe": nfe, "fid": fid, "seed_set": seed,
                 "status": status, "n": 10}
-    rows = pd.DataFrame([row("a", 10, 10, 30.0, 0), row("a", 10, 10, 32.0, 1),      # 31 ± 1
-                         row("b", 10, 20, 20.0, 0), row("b", 10, 20, 22.0, 1),      # 21 ± 1 at 20 NFE
-                         row("c", 5, 10, 31.5, 0), row("c", 5, 10, 33.5, 1),       # 32.5 ± 1: overlaps a
-                         row("d", 4, 8, 1.0, 0, "diverged (3/10 non-finite)")])     # never wins
+    def setting(variant, steps, nfe, fids):
+        return [row(variant, steps, nfe, f, k) for k, f in enumerate(fids)]
+    rows = pd.DataFrame(setting("a", 10, 10, (30.0, 32.0, 31.0))                   # 31 ± 2.48 (t, 2 dof)
+                        + setting("b", 10, 20, (20.0, 22.0, 21.0))                 # 21 ± 2.48 at 20 NFE
+                        + setting("c", 5, 10, (32.0, 30.5, 31.5))                  # a + (2, -1.5, 0.5): tied
+                        + setting("e", 6, 10, (31.5, 33.5, 32.5))                  # a + 1.5 at every seed set: worse,
+                        + [row("d", 4, 8, 1.0, 0, "diverged (3/10 non-finite)")])  # though the intervals overlap
     t = budget_table(rows, budgets=(5, 10, 20))
     cells = t.loc[("m", "FID")]
     assert cells["≤ 5 NFE"] == "nothing fits"
-    assert cells["≤ 10 NFE"].startswith("a 10 steps: 31 ± 1 (NFE 10)") and "tied: c 5 steps" in cells["≤ 10 NFE"]
-    assert cells["≤ 20 NFE"].startswith("b 10 steps: 21 ± 1") and "tied" not in cells["≤ 20 NFE"]
+    assert cells["≤ 10 NFE"].startswith("a 10 steps: 31 ± 2.48 (NFE 10)") and cells["≤ 10 NFE"].endswith("tied: c 5 steps")
+    assert cells["≤ 20 NFE"].startswith("b 10 steps: 21 ± 2.48") and "tied" not in cells["≤ 20 NFE"]
+    board = leaderboard(rows.assign(seconds_per_sample=0.1), "fid", "FID")
+    assert board["vs best"].to_dict() == {("b", "10"): "best", ("a", "10"): "worse", ("c", "5"): "worse",
+                                          ("e", "6"): "worse", ("d", "4"): ""}
+    board = leaderboard(rows[rows["variant"] != "b"].assign(seconds_per_sample=0.1), "fid", "FID")
+    assert board["vs best"].to_dict() == {("a", "10"): "best", ("c", "5"): "tied", ("e", "6"): "worse", ("d", "4"): ""}
+
+
+def test_intervals_are_students_t_and_ties_need_two_shared_seed_sets():
+    from scipy import stats as st
+
+    from sgm_bench.report.stats import half_width, standard_error, tied
+
+    v = [3.0, 5.0, 4.5, 7.0, 6.1]
+    lo, hi = st.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=st.sem(v))
+    assert half_width(v) == pytest.approx((hi - lo) / 2, rel=1e-12) and standard_error(v) == pytest.approx(st.sem(v))
+    assert np.isnan(half_width([1.0])) and np.isnan(half_width([1.0, np.nan]))
+    a = pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2])
+    assert tied(a, a + 1) is False and tied(a, a) is True and tied(a, pd.Series([5.0, 0.0, 3.5])) is True
+    assert tied(a, pd.Series([1.0], index=[0])) is None  # one shared seed set decides nothing
 
 
 def test_numbers_table_holds_numbers_not_text():
@@ -165,7 +188,8 @@ def test_numbers_table_holds_numbers_not_text():
     rows = pd.DataFrame([{"model": "m", "variant": "ode", "sampler": "ode", "steps": None, "nfe": n, "fid": f,
                           "status": "ok", "n": 10} for n, f in ((100, 20.0), (110, 22.0))])
     t = numbers_table(rows)
-    assert t.loc[0, "fid_mean"] == 21.0 and t.loc[0, "fid_std"] == 1.0 and t.loc[0, "nfe_mean"] == 105.0
+    assert t.loc[0, "fid_mean"] == 21.0 and t.loc[0, "fid_std"] == pytest.approx(2 ** 0.5) and t.loc[0, "nfe_mean"] == 105.0
+    assert (t.loc[0, "fid_lower"], t.loc[0, "fid_upper"]) == pytest.approx((21 - 12.7062, 21 + 12.7062), abs=1e-4)
     assert pd.isna(t.loc[0, "steps"]) and t.loc[0, "seed_sets"] == 2
 
 

@@ -205,3 +205,24 @@ def test_edm_sigma_range_is_clamped_to_the_process(family, sde_kw, first, last):
 
     S.sample("edm_heun", score, sde, (2, 1), steps=18, sigma_min=0.002, sigma_max=80.0)
     assert asked[0] == pytest.approx(first, rel=1e-4) and asked[-1] == pytest.approx(last, rel=1e-3)
+
+
+def test_euler_maruyamas_last_step_gain_is_what_it_does_to_a_gaussian_residual():
+    """On data that is a point (score exact: -(x - m x0) / s^2), one EM step at t = eps scales x - m x0 by the gain
+    the caveat names (up to the drift's O(|dt|) term); rows whose gain is below -1 carry the note, others none."""
+    from sgm_bench.models import build_sde
+    from sgm_bench.samplers.registry import caveat, last_step_gain
+
+    sde = build_sde("vp")
+    eps, S = 1e-3, 25
+    t = torch.full((4,), eps, dtype=torch.float64)
+    m, s = sde.mean_coeff(t), sde.std(t)
+    r = torch.randn(4, 3, dtype=torch.float64)
+    x = r  # x0 = 0
+    drift, g = sde.reverse(lambda x, t: -x / s[:, None] ** 2).sde(x, t)
+    out = x + drift * (-sde.T / S)
+    assert (out / r).mean().item() == pytest.approx(last_step_gain(sde, S, eps), rel=1e-3)
+    assert last_step_gain(sde, S, eps) == pytest.approx(-42.6, abs=0.05)
+    assert "-42.6" in caveat("euler_maruyama", sde, S, {}) and caveat("euler_maruyama", sde, 1000, {}) is None
+    assert caveat("pc", sde, S, {"predictor": "euler_maruyama"}) and caveat("pc", sde, S, {}) is None
+    assert caveat("euler_maruyama", build_sde("ve"), 50, {}) is None

@@ -49,14 +49,14 @@ def detector_of(rows: pd.DataFrame) -> pd.Series:
     return rows["extractor"].fillna(rows.groupby("model")["extractor"].transform("first")).fillna("")
 
 
-LIKELIHOOD_METRICS = {"bpd": "bpd_std", "nll": "nll_std", "vlb_bpd": None}
+LIKELIHOOD_METRICS = {"bpd": "bpd_se", "nll": "nll_se", "vlb_bpd": None}  # value -> its standard error
 
 
 def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
     """{table: {(row index, column): cell text}} and {table: dataset} from the configuration's paper_cells mapping.
 
     A cell {table, row, column, model, sampler (variant), steps, metric} is filled by that model's rows (the mean ±
-    std over seed sets) or, for bpd / nll / vlb_bpd, by its likelihood (± over dequantization repeats)."""
+    95 % interval over seed sets) or, for bpd / nll / vlb_bpd, by its likelihood (± standard error over images)."""
     out, datasets = {}, {}
     for c in cells:
         metric = c.get("metric", "fid")
@@ -74,7 +74,7 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
             std = LIKELIHOOD_METRICS[metric]
             v, sd = float(hit[metric].iloc[0]), float(hit[std].iloc[0]) if std and std in hit else 0.0
             text = (f"≤ {tables.fmt(v)}" if metric == "vlb_bpd" else
-                    f"{tables.fmt(v)} ± {tables.fmt(sd)}" if sd else tables.fmt(v))
+                    f"{tables.fmt(v)} ± {tables.fmt(sd)} s.e." if sd == sd and sd else tables.fmt(v))
             dataset = hit["dataset"].iloc[0]
         else:
             hit = rows[(rows["model"] == c["model"]) & (rows["variant"] == c["sampler"])]
@@ -148,7 +148,11 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                      f"{tables.floor_text(fl.get('mode_weight_error'))}") if fl else ""
             label = f"{model}: sliced Wasserstein-2 to the {g['reference_split'].iloc[0]} split{floor}"
             col = "SW2"
-        label += " (mean ± std over seed sets)"
+        label += (" (mean ± 95 % t interval over seed sets; `vs best`: the 95 % interval of the paired difference "
+                  "to the best over shared seed sets holds 0 (tied) or not (worse))")
+        if "note" in g and g["note"].notna().any():
+            from ..samplers.registry import CAVEATS  # torch: only where a row carries a caveat
+            label += "; " + CAVEATS
         nr = [(s, w) for m, s, w in not_run if m == model]
         na = [(s, w) for m, s, w in not_applicable if m == model]
         t = tables.leaderboard(g, metric, col, nr, na)
@@ -157,9 +161,9 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     (T / "samplers.md").write_text("\n".join(sections))
     images = lik["dataset"].isin(rows.loc[rows["quality_metric"] != "SW2", "dataset"].unique())
     parts = []
-    for mask, caption in ((images, "Images: test-set ODE bits/dim (uniform dequantization; ± over repeats); DDPM's "
+    for mask, caption in ((images, "Images: test-set ODE bits/dim (uniform dequantization; ± standard error over images); DDPM's "
                                    "VLB is an upper bound on discrete data, kept apart"),
-                          (~images, "Toys: held-out NLL in nats by the ODE (± over examples), beside the true NLL")):
+                          (~images, "Toys: held-out NLL in nats by the ODE (± standard error over examples), beside the true NLL")):
         if mask.any():
             part = tables.likelihood_table(lik[mask])
             parts.append(f"{caption}\n\n{tables.markdown(part)}\n")
@@ -170,8 +174,9 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, peak memory, device")
     tables.numbers_table(rows).to_csv(T / "samplers_numbers.csv", index=False)
     bt = tables.budget_table(rows)
-    budget_caption = ("Best sampler setting per NFE budget (mean NFE at or below it), by mean FID or SW2 over seed sets; "
-                      "`tied`: settings whose mean ± std interval overlaps the best's (not distinguishable here)")
+    budget_caption = ("Best sampler setting per NFE budget (mean NFE at or below it), by mean FID or SW2 ± 95 % t "
+                      "interval over seed sets; `tied`: settings whose paired difference to the best over the shared "
+                      "seed sets has a 95 % interval holding 0 (not distinguishable here)")
     tables.write_table(bt, T / "budget", budget_caption)
     ref = paper_tables()
     ours, datasets = ours_for_paper(rows, list(paper_cells), lik)

@@ -47,8 +47,8 @@ def bpd_bars(lik, stem):
     """ODE bits/dim per image model and NLL in nats per toy model, each with its error bar (std over dequantization
     repeats / over examples); DDPM's variational bound and the true NLL beside them."""
     panels = [(m, c, e, extra, label) for m, c, e, extra, label in (
-        (lik["bpd"].notna() if "bpd" in lik else None, "bpd", "bpd_std", "vlb_bpd", "bits/dim (images)"),
-        (lik["nll"].notna() if "nll" in lik else None, "nll", "nll_std", "true_nll", "NLL in nats (toys)"))
+        (lik["bpd"].notna() if "bpd" in lik else None, "bpd", "bpd_se", "vlb_bpd", "bits/dim (images)"),
+        (lik["nll"].notna() if "nll" in lik else None, "nll", "nll_se", "true_nll", "NLL in nats (toys)"))
         if m is not None and m.any()]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
     for ax, (mask, col, err, extra, label) in zip(axes.flat, panels):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .stats import half_width, tied
+
 def markdown(df: pd.DataFrame) -> str:
     """A table with its index as ordinary columns (no tuple labels)."""
     flat = df.reset_index() if df.index.name or any(df.index.names) else df
@@ -37,13 +39,40 @@ def fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def mean_pm_std(values: pd.Series) -> str:
-    """'mean ± std' over seed sets; the mean alone where they agree exactly (a fixed NFE)."""
+def mean_ci(values: pd.Series) -> str:
+    """'mean ± h' over seed sets, h the half-width of the mean's 95 % t interval; the mean alone for one seed set or
+    where they agree exactly (a fixed NFE)."""
     v = values.dropna()
     if v.empty:
         return ""
-    sd = v.std(ddof=0)
-    return f"{fmt(v.mean())} ± {fmt(sd)}" if len(v) > 1 and sd > 0 else fmt(v.mean())
+    h = half_width(v)
+    return f"{fmt(v.mean())} ± {fmt(h)}" if h > 0 else fmt(v.mean())
+
+
+def by_seed_set(g: pd.DataFrame, metric: str) -> pd.Series:
+    """One setting's values of `metric` indexed by seed set (what pairs two settings of a model)."""
+    return g.set_index("seed_set")[metric] if "seed_set" in g else g[metric].reset_index(drop=True)
+
+
+def _ok(g: pd.DataFrame) -> bool:
+    """Every seed set of the setting finished with finite samples."""
+    return "status" not in g or bool((g["status"].fillna("ok") == "ok").all())
+
+
+def versus_best(groups: dict, metric: str) -> dict:
+    """For settings {key: rows} of one model: 'best' for the lowest mean among whole settings, 'tied' where the 95 %
+    interval of the paired difference to it holds 0, 'worse' where it does not, 'undecided' under two shared seed
+    sets; settings with a non-finite seed set or no value get ''."""
+    means = {k: g[metric].mean() for k, g in groups.items() if metric in g and _ok(g) and g[metric].notna().any()}
+    if not means:
+        return {}
+    best = min(means, key=means.get)
+    ref = by_seed_set(groups[best], metric)
+    out = {}
+    for k in means:
+        t = tied(by_seed_set(groups[k], metric), ref)
+        out[k] = "best" if k == best else {True: "tied", False: "worse", None: "undecided"}[t]
+    return out
 
 
 def floor_text(floor: dict | None) -> str:
@@ -61,7 +90,7 @@ def _cell(g: pd.DataFrame, metric: str) -> str:
         return f"diverged ({bad}/{n} non-finite)"
     if "extractor" in g and g["extractor"].nunique() > 1:  # FIDs of different detectors do not average
         return "not averaged: rows of detectors " + ", ".join(sorted(g["extractor"].dropna().unique()))
-    text = mean_pm_std(g[metric]) if metric in g else ""
+    text = mean_ci(g[metric]) if metric in g else ""
     if not text and f"{metric}_note" in g and g[f"{metric}_note"].notna().any():  # e.g. no IS from a detector
         return str(g[f"{metric}_note"].dropna().iloc[0])
     if "comparable" in g and (g["comparable"] == False).any():  # noqa: E712 - a column of bools and NaN
@@ -70,15 +99,19 @@ def _cell(g: pd.DataFrame, metric: str) -> str:
 
 
 def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_applicable=()) -> pd.DataFrame:
-    """One row per (sampler, steps), sorted by quality: NFE and the metric as mean ± std over seed sets, seconds per
-    sample; an adaptive solver is one row per setting; `not run` and `not applicable` rows say why."""
+    """One row per (sampler, steps), sorted by quality: NFE and the metric as mean ± 95 % interval over seed sets,
+    whether it is tied with the best (paired differences over the shared seed sets), seconds per sample; an adaptive
+    solver is one row per setting; `not run` and `not applicable` rows say why."""
     out = []
-    for (variant, steps), g in rows.groupby(["variant", rows["steps"].fillna(-1)], sort=False):
+    groups = dict(list(rows.groupby(["variant", rows["steps"].fillna(-1)], sort=False)))
+    vs = versus_best(groups, metric)
+    for (variant, steps), g in groups.items():
         out.append({"sampler": variant, "steps": "adaptive" if steps == -1 else str(int(steps)),
-                    "NFE": mean_pm_std(g["nfe"]), label: _cell(g, metric),
+                    "NFE": mean_ci(g["nfe"]), label: _cell(g, metric), "vs best": vs.get((variant, steps), ""),
                     "s / sample": fmt(g["seconds_per_sample"].mean()),
-                    **({"mode-weight error": mean_pm_std(g["mode_weight_error"])} if "mode_weight_error" in g
+                    **({"mode-weight error": mean_ci(g["mode_weight_error"])} if "mode_weight_error" in g
                        and g["mode_weight_error"].notna().any() else {}),
+                    **({"note": g["note"].dropna().iloc[0]} if "note" in g and g["note"].notna().any() else {}),
                     "_key": g[metric].mean() if metric in g and g[metric].notna().any() else float("inf")})
     out.sort(key=lambda r: r["_key"])
     out += [{"sampler": s, "steps": "paper protocol", label: f"not run: {why}", "_key": 0} for s, why in not_run]
@@ -88,17 +121,26 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
 
 def numbers_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Every (model, variant, steps) cell as numbers for analysis (the leaderboards' cells are text): seed-set count,
-    mean and std (ddof 0, as the tables) of each quality and cost measure, the status of its worst seed set."""
+    mean, std (ddof 1) and the 95 % t interval [lower, upper] of the mean of each quality and cost measure, the
+    status of its worst seed set, and (by the model's quality metric) whether it is tied with the model's best."""
     measures = [m for m in ("fid", "kid", "is", "sw", "mmd", "mode_weight_error", "nfe", "seconds_per_sample")
                 if m in rows and rows[m].notna().any()]
     out = []
+    vs = {}
+    for model, g in rows.groupby("model", sort=False):
+        metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
+        vs.update({(model, *k): v for k, v in
+                   versus_best(dict(list(g.groupby(["variant", g["steps"].fillna(-1)], sort=False))), metric).items()})
     for (model, variant, steps), g in rows.groupby(["model", "variant", rows["steps"].fillna(-1)], sort=False):
         status = g["status"].fillna("ok") if "status" in g else pd.Series(["ok"])
         row = {"model": model, "variant": variant, "sampler": g["sampler"].iloc[0] if "sampler" in g else variant,
                "steps": None if steps == -1 else int(steps), "seed_sets": len(g),
                "status": next((x for x in status if x.startswith("diverged")), next((x for x in status if x != "ok"), "ok"))}
         for m in measures:
-            row[f"{m}_mean"], row[f"{m}_std"] = g[m].mean(), g[m].std(ddof=0)
+            h = half_width(g[m])
+            row.update({f"{m}_mean": g[m].mean(), f"{m}_std": g[m].std(ddof=1), f"{m}_lower": g[m].mean() - h,
+                        f"{m}_upper": g[m].mean() + h})
+        row["vs_best"] = vs.get((model, variant, steps), "")
         out.append(row)
     return pd.DataFrame(out).astype({"steps": "Int64"})  # adaptive solvers: no step count
 
@@ -107,28 +149,26 @@ BUDGETS = (10, 20, 50, 100, 1000)  # NFE budgets of the best-sampler table
 
 
 def budget_table(rows: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
-    """For each model and NFE budget, the best setting (variant, steps) whose mean NFE fits, by its mean FID or SW2,
-    and the settings tied with it (mean ± std intervals over seed sets that overlap the best's): which sampler to use
-    at a given cost. Diverged settings never win; a budget nothing fits says so."""
+    """For each model and NFE budget, the best setting (variant, steps) whose mean NFE fits, by its mean FID or SW2
+    with its 95 % interval, and the settings tied with it (the 95 % interval of their paired difference over the
+    shared seed sets holds 0): which sampler to use at a given cost. A setting with a non-finite seed set never
+    competes; a budget nothing fits says so."""
     out = []
     for model, g in rows.groupby("model", sort=False):
         metric = "fid" if "fid" in g and (g["fid"].notna().any() or "sw" not in g) else "sw"
-        bad = g["status"].fillna("ok") != "ok" if "status" in g else pd.Series(False, index=g.index)
-        whole = ~bad.groupby([g["variant"], g["steps"].fillna(-1)]).transform("any")  # a setting with any non-ok seed set never competes
-        ok = g[whole & g[metric].notna()] if metric in g else g.iloc[:0].assign(**{metric: []})
-        cells = ok.groupby(["variant", ok["steps"].fillna(-1)], sort=False).agg(
-            nfe=("nfe", "mean"), mean=(metric, "mean"), sd=(metric, lambda v: v.std(ddof=0))).dropna(subset=["mean"])
+        groups = {k: c for k, c in g.groupby(["variant", g["steps"].fillna(-1)], sort=False)
+                  if metric in c and _ok(c) and c[metric].notna().any()}
         row = {"model": model, "metric": "FID" if metric == "fid" else "SW2"}
         for b in budgets:
-            fit = cells[cells["nfe"] <= b].sort_values("mean")
-            if fit.empty:
+            fit = sorted((k for k, c in groups.items() if c["nfe"].mean() <= b), key=lambda k: groups[k][metric].mean())
+            if not fit:
                 row[f"≤ {b} NFE"] = "nothing fits"
                 continue
-            (v, s), best = fit.index[0], fit.iloc[0]
-            tied = [f"{tv} {_steps(ts)}" for (tv, ts), c in fit.iloc[1:].iterrows()
-                    if c["mean"] - c["sd"] <= best["mean"] + best["sd"]]
-            row[f"≤ {b} NFE"] = (f"{v} {_steps(s)}: {fmt(best['mean'])} ± {fmt(best['sd'])} (NFE {fmt(best['nfe'])})"
-                                 + (f"; tied: {', '.join(tied)}" if tied else ""))
+            best = groups[fit[0]]
+            ties = [f"{v} {_steps(s)}" for v, s in fit[1:]
+                    if tied(by_seed_set(groups[(v, s)], metric), by_seed_set(best, metric))]
+            row[f"≤ {b} NFE"] = (f"{fit[0][0]} {_steps(fit[0][1])}: {mean_ci(best[metric])} "
+                                 f"(NFE {fmt(best['nfe'].mean())})" + (f"; tied: {', '.join(ties)}" if ties else ""))
         out.append(row)
     return pd.DataFrame(out).set_index(["model", "metric"])
 
@@ -154,8 +194,8 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
 def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
     """ODE bpd (or toy NLL) and DDPM's bound, in separate columns: a bound is never mixed with an exact value; a
     model whose likelihood is not defined says so."""
-    cols = {"bpd": "ODE bpd", "bpd_std": "± (dequant.)", "bpd_nfe": "NFE per solve", "vlb_bpd": "VLB bpd (bound, ≥)",
-            "nll": "ODE NLL (nats)", "nll_std": "± (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE"}
+    cols = {"bpd": "ODE bpd", "bpd_se": "± s.e. (images)", "bpd_nfe": "NFE per solve", "vlb_bpd": "VLB bpd (bound, ≥)",
+            "nll": "ODE NLL (nats)", "nll_se": "± s.e. (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE"}
     present = [c for c in cols if c in lik.columns and lik[c].notna().any()]
     t = lik.set_index("model")[present].map(lambda v: fmt(v) if isinstance(v, float) and v == v else v)
     if "vlb_bpd" in present:  # DDPM's bound exists for the DDPM chain only

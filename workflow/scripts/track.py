@@ -13,6 +13,7 @@ import pandas as pd
 from sgm_bench.bench import grid_name, setup_job
 from sgm_bench.io import file_hash, save_json
 from sgm_bench.plan import build_plan, tracking_uri
+from sgm_bench.report.stats import half_width
 from sgm_bench.samplers import SAMPLERS
 from sgm_bench.tracking import Tracker, compare_link, dataset_input, environment_tags, flatten, job_key
 
@@ -20,7 +21,8 @@ cfg = snakemake.config
 R = Path(cfg["results"])
 uri = tracking_uri(cfg)
 DESCRIPTION = (f"sgm-bench, configuration `{cfg['name']}`: one parent run per trained model, a child run per (sampler, "
-               "steps) with metrics averaged over seed sets (`fid` / `sw` with `_std`, `nfe`, `seconds_per_sample`) and "
+               "steps) with metrics averaged over seed sets (`fid` / `sw` with `_std` (ddof 1) and `_ci95` (the half-width of the "
+               "mean's 95 % t interval), `nfe`, `seconds_per_sample`) and "
                "the per-seed rows in `seed_sets.json`. Compare samplers: filter `tags.kind = 'sampler' and "
                "tags.model = '<model>'`, show columns params.variant, params.steps, metrics.nfe, metrics.fid (or sw), "
                "metrics.fid_std. Diverged settings are FAILED runs with tags.status = 'diverged (...)'.")
@@ -31,13 +33,15 @@ SETTING = ("extractor", "n_reference", "reference_hash", "reference_split", "dev
 
 
 def aggregate(rows: list) -> dict:
-    """Seed-set mean of every quality and cost number, and its std (ddof 0) as `<name>_std`."""
+    """Seed-set mean of every quality and cost number, its std (ddof 1) as `<name>_std` and the half-width of the
+    mean's 95 % t interval as `<name>_ci95` (both absent for one seed set)."""
     df = pd.DataFrame(rows)
     out = {}
     for k in QUALITY + COST:
         if k in df and pd.api.types.is_numeric_dtype(df[k]) and df[k].notna().any():
             out[k] = float(df[k].mean())
-            out[f"{k}_std"] = float(df[k].std(ddof=0))
+            if df[k].notna().sum() > 1:
+                out[f"{k}_std"], out[f"{k}_ci95"] = float(df[k].std(ddof=1)), half_width(df[k])
     out["seed_sets"] = len(df)
     return out
 
