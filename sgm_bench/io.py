@@ -70,9 +70,41 @@ def package_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def content_digest(value) -> str:
+    """sha256 (16 hex digits) of a value made of dicts, lists, tensors, numbers and strings: what a saved partial
+    result is checked against before it is trusted."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def walk(v):
+        if isinstance(v, dict):
+            h.update(b"{")
+            for k in sorted(v, key=str):
+                h.update(repr(k).encode())
+                walk(v[k])
+            h.update(b"}")
+        elif isinstance(v, (list, tuple)):
+            h.update(b"[")
+            for x in v:
+                walk(x)
+            h.update(b"]")
+        elif isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(v).encode())
+
+    walk(value)
+    return h.hexdigest()[:16]
+
+
 def resumable(path, key: str, compute):
     """compute(), or the value saved at `path` under the same key: a job re-run after a crash (or after a change to
-    another of its parts) skips the parts it finished. The key must name everything the value depends on."""
+    another of its parts) skips the parts it finished. The key must name everything the value depends on; the saved
+    value carries its own digest, and one that no longer matches it (edited, or damaged) is recomputed, with a line."""
     path = Path(path)
     if path.exists():
         try:
@@ -81,7 +113,9 @@ def resumable(path, key: str, compute):
             print(f"sgm-bench: {path} unreadable ({type(e).__name__}); recomputing", file=sys.stderr)
         else:
             if isinstance(saved, dict) and saved.get("key") == key:
-                return saved["value"]
+                if saved.get("digest") == content_digest(saved.get("value")):
+                    return saved["value"]
+                print(f"sgm-bench: {path} does not match its digest (edited or damaged); recomputing", file=sys.stderr)
     value = compute()
-    save_torch({"key": key, "value": value}, path)
+    save_torch({"key": key, "value": value, "digest": content_digest(value)}, path)
     return value

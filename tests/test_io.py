@@ -1,7 +1,7 @@
 """Atomic writes and the per-part resume of one-job-per-model evaluation."""
 import torch
 
-from sgm_bench.io import package_hash, resumable
+from sgm_bench.io import content_digest, package_hash, resumable
 
 
 def test_resumable_reuses_a_result_only_under_the_same_key(tmp_path):
@@ -23,3 +23,20 @@ def test_resumable_reuses_a_result_only_under_the_same_key(tmp_path):
 
 def test_package_hash_names_the_code():
     assert len(package_hash()) == 16 and package_hash() == package_hash()
+
+
+def test_resumable_recomputes_a_saved_value_edited_under_the_same_key(tmp_path, capsys):
+    """The issue's probe: a cached evaluation rewritten with the same key and a false SW2 is not trusted."""
+    path = tmp_path / "part.pt"
+    resumable(path, "k", lambda: {"rows": [{"sw": 0.42}], "x": torch.ones(3)})
+    saved = torch.load(path, weights_only=True)
+    saved["value"]["rows"][0]["sw"] = 0.001
+    torch.save(saved, path)
+    assert resumable(path, "k", lambda: {"rows": [{"sw": 0.42}], "x": torch.ones(3)})["rows"][0]["sw"] == 0.42
+    assert "does not match its digest" in capsys.readouterr().err
+    saved = torch.load(path, weights_only=True)
+    saved["value"]["x"][0] = 7.0  # a changed tensor element too
+    torch.save(saved, path)
+    assert float(resumable(path, "k", lambda: {"rows": [], "x": torch.zeros(3)})["x"][0]) == 0.0
+    assert content_digest({"a": torch.tensor(1.0), "b": [1, "x"]}) == content_digest({"b": [1, "x"], "a": torch.tensor(1.0)})
+    assert content_digest(torch.tensor([1.0])) != content_digest(torch.tensor([1.0], dtype=torch.float64))
