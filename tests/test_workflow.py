@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sgm_bench.checks import load_yaml
 from sgm_bench.data import IMAGES
 from sgm_bench.plan import build_plan
 from sgm_bench.samplers import names
@@ -195,3 +196,16 @@ def test_paper_smoke_overlay_keeps_the_papers_networks_samplers_and_metrics():
     assert merged["datasets"]["cifar10"]["name"] == "synthetic" and merged["datasets"]["cifar10"]["size"] == 32
     plan = build_plan(merged)  # the paper cells, variants and models check out at the smoke step counts
     assert len(plan.models) == len(paper["models"]) and max(s for j in plan.jobs for s in j.steps if s) <= 25
+
+
+def test_a_run_writes_where_git_does_not_track():
+    """Every configuration's results folder is ignored by git (a run leaves the checkout clean); the committed
+    reference copies and the benchmarks' figures are not."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = [load_yaml(f)["results"] + "/tables/x.md" for f in sorted((root / "config").glob("*.yaml"))]
+    kept = ["results/committed/default/summary.md", "results/benchmarks/x.md", "results/README.md"]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *written, *kept], cwd=root, capture_output=True,
+                         text=True)
+    assert sorted(out.stdout.split()) == sorted(written)
