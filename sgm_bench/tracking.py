@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def environment_tags(device: str = "") -> dict:
 # Bookkeeping tags live under `mlflow.` (the UI lists only the user's tags): the run's content key, its logical job
 # (a re-run supersedes the job's older run) and the key of a run still being written.
 KEY, JOB, PENDING = "mlflow.sgm_bench.key", "mlflow.sgm_bench.job", "mlflow.sgm_bench.pending"
+DONE = "mlflow.sgm_bench.completed"  # when the run was marked complete (ns): the first complete run of a key wins
 
 
 def metric_name(name: str) -> str:
@@ -153,8 +155,65 @@ class Tracker:
         documents: {file.yaml: dict}."""
         existing = self.find(key)
         if existing:
+            self._restore(existing, artifacts, tables, documents)
             return existing, False
-        self._clean_pending(key)
+        local = self.client.tracking_uri.startswith("sqlite:///")
+        with store_lock(self.client.tracking_uri):  # SQLite: one writer creates a run at a time
+            if local:  # under the lock the store itself says whether another writer made this run meanwhile
+                existing = self._lookup(key)
+                if existing:
+                    return existing, False
+            else:
+                self._clean_pending(key)
+            rid = self._write(key, name, params, metrics, tags, parent, artifacts, series, failed, job, times,
+                              datasets, tables, documents)
+            winner = rid if local else self._settle(key, rid)  # a server takes writers at once: they settle after
+        if job:
+            self.supersede(job, key)
+        return winner, winner == rid
+
+    @functools.cached_property
+    def _artifact_root(self) -> Path | None:
+        """The experiment's artifact folder when it is a local one (runs keep theirs at <root>/<run id>/artifacts)."""
+        location = self.client.get_experiment(self.exp_id).artifact_location
+        if "://" in location and not location.startswith("file://"):
+            return None
+        return Path(location[len("file://"):] if location.startswith("file://") else location)
+
+    def _restore(self, rid: str, artifacts=(), tables=None, documents=None) -> int:
+        """Log again what a reused run's local artifact folder lost (a deleted results/mlartifacts): the run's record
+        is in the store, its files are not. Returns how many files were restored."""
+        root = self._artifact_root
+        if root is None:
+            return 0
+        have = root / rid / "artifacts"
+        missing = [a for a in artifacts if Path(a).exists() and not (have / Path(a).name).exists()]
+        for a in missing:
+            self.client.log_artifact(rid, str(a))
+        lost_tables = {f: df for f, df in (tables or {}).items() if not (have / f).exists()}
+        for file, df in lost_tables.items():
+            self.client.log_table(rid, data=df, artifact_file=file)
+        lost_docs = {f: d for f, d in (documents or {}).items() if not (have / f).exists()}
+        for file, doc in lost_docs.items():
+            self.client.log_dict(rid, doc, file)
+        return len(missing) + len(lost_tables) + len(lost_docs)
+
+    def _lookup(self, key: str):
+        """The store's own runs of `key` (not the index read when this writer started): a complete one is returned,
+        half-written ones (a crashed writer's; called under the store lock, never another's run in progress) deleted."""
+        found = None
+        for r in self.client.search_runs([self.exp_id], f"tags.`{PENDING}` = '{key}'", max_results=1000):
+            if r.data.tags.get(KEY) == key and found is None:
+                found = r.info.run_id
+                self._index[found] = {k: v for k, v in r.data.tags.items() if k in (KEY, JOB, PENDING)}
+            elif r.data.tags.get(KEY) != key:
+                self.client.delete_run(r.info.run_id)
+                self._index.pop(r.info.run_id, None)
+        return found
+
+    def _write(self, key, name, params, metrics, tags, parent, artifacts, series, failed, job, times, datasets, tables,
+               documents) -> str:
+        """Create the run (pending), log everything, then mark it complete: its key tag is written last."""
         run_tags = {PENDING: key, "mlflow.runName": name, **tags, **({JOB: job} if job else {})}
         if parent:
             run_tags["mlflow.parentRunId"] = parent
@@ -177,12 +236,33 @@ class Tracker:
         for a in artifacts:
             if Path(a).exists():
                 self.client.log_artifact(rid, str(a))
-        self.client.set_tag(rid, KEY, key)
+        self.client.log_batch(rid, tags=[RunTag(DONE, str(time.time_ns())), RunTag(KEY, key)])
         self._index[rid][KEY] = key
         self.client.set_terminated(rid, status="FAILED" if failed else "FINISHED", end_time=end)
-        if job:
-            self.supersede(job, key)
-        return rid, True
+        return rid
+
+    def _settle(self, key: str, rid: str) -> str:
+        """The one run of `key` when writers race (two runs of one configuration at once each find no run and write
+        one) on a server, where no file lock reaches: the complete runs of the key are looked up in the store itself,
+        the first completed (then the smallest id) kept and the others deleted, so writers that finish apart converge
+        on one run (two that complete within one store round trip of each other can still keep two)."""
+        found = self.client.search_runs([self.exp_id], f"tags.`{KEY}` = '{key}'", max_results=1000)
+        runs = sorted(found, key=lambda r: (int(r.data.tags.get(DONE, 0)), r.info.run_id))
+        winner = runs[0].info.run_id if runs else rid
+        for r in runs[1:]:
+            self.client.delete_run(r.info.run_id)
+            self._index.pop(r.info.run_id, None)
+        if winner not in self._index:
+            self._index[winner] = {KEY: key}
+        return winner
+
+    def attach(self, run_id: str, files=(), note: str | None = None) -> None:
+        """Write (or overwrite) artifacts and the description of an existing run: what summarises a parent's children
+        (the model's leaderboard and figure) changes when they do, while the parent run itself stays."""
+        for f in files:
+            self.client.log_artifact(run_id, str(f))
+        if note is not None:
+            self.client.set_tag(run_id, "mlflow.note.content", note)
 
     def relocatable(self, artifact_location: str | None) -> int:
         """Store the experiment's and its runs' artifact locations relative to the working directory (as the SQLite

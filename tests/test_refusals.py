@@ -153,6 +153,31 @@ def test_a_rerun_replaces_its_mlflow_run(tmp_path):
     assert len(runs) == 1 and runs[0].data.metrics["fid"] == 2.0
 
 
+def test_writers_racing_on_the_same_keys_leave_one_run_per_key(tmp_path):
+    """Two writers logging the same 20 run keys into one SQLite store at once: one active run per key (without the
+    settle step, 40), and each writer's ids name the runs that stay."""
+    import subprocess
+    import sys
+
+    from sgm_bench.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    Tracker(uri, "e")  # the store and experiment exist before the race (their creation has its own test)
+    script = ("import json, sys; from sgm_bench.tracking import Tracker\n"
+              f"t = Tracker({uri!r}, 'e')\n"
+              "ids = [t.log_run(f'k{i}', f'r{i}', {}, {'fid': float(i)}, {}, job=f'j{i}')[0] for i in range(20)]\n"
+              "print(json.dumps(ids))")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    t = Tracker(uri, "e")
+    runs = {r.data.tags["mlflow.runName"]: r.info.run_id for r in t.client.search_runs([t.exp_id], max_results=1000)}
+    assert len(runs) == 20 and t.count() == 20
+    last = [json.loads(o)[-1] for o, _ in outs]
+    assert all(i == runs["r19"] for i in last)  # both writers return the run that stayed
+
+
 def test_a_rerun_reuses_complete_mlflow_runs_and_rewrites_half_written_ones(tmp_path, monkeypatch):
     """A writer that crashed mid-run leaves a pending run: the next writer deletes and rewrites it, reuses the complete
     ones, and (having looked the runs up once) still sees the runs it wrote itself."""
@@ -295,10 +320,15 @@ def test_a_tracking_server_that_does_not_answer_is_reported_before_compute(tmp_p
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing listens
     assert any("no MLflow server answers at http://127.0.0.1:9" in p for p in preflight(cfg))
 
-    class Health(http.server.BaseHTTPRequestHandler):
+    mlflow_api = [False]
+
+    class Health(http.server.BaseHTTPRequestHandler):  # answers /health; MLflow's API only when mlflow_api[0]
         def do_GET(self):
+            api = self.path.startswith("/api/2.0/mlflow/") and mlflow_api[0]
             self.send_response(200 if self.path == "/health" else 404)
             self.end_headers()
+            if api:
+                self.wfile.write(b'{"error_code": "RESOURCE_DOES_NOT_EXIST"}')
 
         def log_message(self, *args):
             pass
@@ -307,9 +337,14 @@ def test_a_tracking_server_that_does_not_answer_is_reported_before_compute(tmp_p
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
     try:
-        assert not any("MLflow server" in p for p in preflight(cfg))
+        assert any("answers its health check but not MLflow's API" in p for p in preflight(cfg))
+        mlflow_api[0] = True
+        assert not any("MLflow" in p for p in preflight(cfg))
     finally:
         server.shutdown()
+    for uri in ("file:///tmp/mlruns", "results/mlflow.db"):  # no scheme, or one the workflow cannot share
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert any(f"tracking URI {uri!r} is neither" in p for p in preflight(cfg))
 
 
 def _open_store(uri):
@@ -405,6 +440,30 @@ def test_mlflow_artifacts_survive_moving_the_results_folder(tmp_path, monkeypatc
     assert Path(got).read_bytes() == b"png"
     # new runs (a later track job, a new process) are placed under the experiment's now relative location
     assert client.get_experiment_by_name("e").artifact_location == "results/mlartifacts"
+
+
+def test_a_deleted_artifact_folder_is_logged_again_by_the_next_writer(tmp_path, monkeypatch):
+    """A deleted results/mlartifacts left every run pointing at missing files and a re-run of the track job wrote
+    nothing: the next writer reusing a run logs again what its folder lost (file, table, document)."""
+    import shutil
+
+    import pandas as pd
+
+    from sgm_bench.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)
+    Path("grid.png").write_bytes(b"png")
+    kw = dict(artifacts=["grid.png"], tables={"seed_sets.json": pd.DataFrame({"fid": [1.0]})},
+              documents={"config.yaml": {"a": 1}})
+    uri, art = f"sqlite:///{tmp_path}/results/mlflow.db", str(tmp_path / "results" / "mlartifacts")  # a URI of its
+    t = Tracker(uri, "e", art)  # own: MLflow keeps one engine per URI string, and other tests move theirs
+    rid, _ = t.log_run("k", "m/pc/10", {}, {"fid": 1.0}, {}, **kw)
+    shutil.rmtree(art)
+    again = Tracker(uri, "e", art)
+    assert again.log_run("k", "m/pc/10", {}, {"fid": 1.0}, {}, **kw) == (rid, False)
+    files = {f.path for f in again.client.list_artifacts(rid)}
+    assert files == {"grid.png", "seed_sets.json", "config.yaml"}, files
+    assert again._restore(rid, **kw) == 0  # nothing lost now: nothing logged twice
 
 
 def test_a_writer_that_loses_the_race_to_create_the_experiment_uses_the_winners(tmp_path, monkeypatch):

@@ -32,7 +32,12 @@ def objective_of(spec: dict) -> str:
 
 
 def load_rows(metric_files) -> pd.DataFrame:
-    rows = [r for f in metric_files for r in json.loads(Path(f).read_text())["rows"]]
+    """Every metrics file's rows, with the columns the tables and figures read (see load_rows_of)."""
+    return load_rows_of([r for f in metric_files for r in json.loads(Path(f).read_text())["rows"]])
+
+
+def load_rows_of(rows: list) -> pd.DataFrame:
+    """Metric rows as a frame with `diverged`, `quality` (FID or SW2) and `quality_metric` (which, and its detector)."""
     df = pd.DataFrame(rows)
     df["diverged"] = df["status"].fillna("ok").str.startswith("diverged") if "status" in df else False
     df["quality"] = df["fid"] if "fid" in df else None

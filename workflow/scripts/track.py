@@ -6,13 +6,16 @@ so with a tracking server the track_model jobs write concurrently."""
 import csv
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from sgm_bench.bench import grid_name, setup_job
-from sgm_bench.io import file_hash, save_json
+from sgm_bench.io import content_digest, file_hash, save_json
 from sgm_bench.plan import build_plan, tracking_uri
+from sgm_bench.report import plots, tables
+from sgm_bench.report.build import load_rows_of
 from sgm_bench.report.stats import half_width
 from sgm_bench.samplers import SAMPLERS
 from sgm_bench.tracking import Tracker, compare_link, dataset_input, environment_tags, flatten, job_key
@@ -83,7 +86,8 @@ def log_model(tracker: Tracker, model: str) -> list:
         for steps in dict.fromkeys(r["steps"] for r in rows):
             per_seed = [r for r in rows if r["steps"] == steps]
             first = per_seed[0]
-            key = job_key(cfg["name"], model, job.name, steps, file_hash(metrics_file))
+            key = job_key(cfg["name"], model, job.name, steps, content_digest(per_seed))  # its own rows only: a
+            # re-measured or added setting replaces or adds its run and keeps the others
             p = {"sampler": job.sampler, "variant": job.name, "steps": steps if steps is not None else "adaptive",
                  "n": first["n"], "seed_sets": len(per_seed),
                  **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
@@ -102,7 +106,24 @@ def log_model(tracker: Tracker, model: str) -> list:
                 if "started" in first else None, datasets=ref,
                 tables={"seed_sets.json": pd.DataFrame(per_seed).drop(columns=["mode_weights"], errors="ignore")})
             runs.append({"model": model, "sampler": job.name, "steps": steps, "run_id": rid, "created": c})
+    summarise(tracker, parent, model, record["rows"], floors)
     return runs
+
+
+def summarise(tracker: Tracker, parent: str, model: str, rows: list, floors: dict) -> None:
+    """The parent run carries the model's leaderboard (leaderboard.csv, and in its description with a link that opens
+    the children sorted best first) and its quality-vs-NFE figure."""
+    df = load_rows_of(rows)
+    metric = "fid" if "fid" in df and df["fid"].notna().any() else "sw"
+    board = tables.leaderboard(df, metric, "FID" if metric == "fid" else "SW2")
+    band = {model: floors.get(metric)} if isinstance(floors.get(metric), dict) else {}
+    with tempfile.TemporaryDirectory() as d:
+        board.to_csv(Path(d) / "leaderboard.csv")
+        figure = plots.quality_vs(df, "nfe", Path(d) / "quality_vs_nfe", band, "NFE")
+        link = compare_link(tracker.exp_id, model, metric)
+        tracker.attach(parent, [Path(d) / "leaderboard.csv", *figure],
+                       note=f"**{model}**: [its sampler runs, best first]({link}). Leaderboard (mean ± 95 % interval "
+                            f"over seed sets):\n\n{tables.markdown(board)}\n")
 
 
 def log_experiments(tracker: Tracker) -> list:
