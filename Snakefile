@@ -1,7 +1,7 @@
 # sgm-bench: `snakemake --cores all` (embedded default) or `snakemake --cores all --configfile config/paper.yaml`.
 from snakemake.utils import min_version, validate
 
-from sgm_bench.checks import load_yaml
+from sgm_bench.checks import load_yaml, yaml12_numbers
 
 min_version("9.0")
 
@@ -15,6 +15,7 @@ if not config:
     config.update(load_yaml(workflow.source_path("config/config.yaml")))
 
 
+config.update(yaml12_numbers(dict(config)))  # `lr: 1e-3` is a number (Snakemake's YAML 1.1 loader reads a string)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -33,4 +34,8 @@ rule all:
     input:
         rules.report.output,
         rules.track.output,
+        # what the report and MLflow read, named as targets too: a deleted result is rebuilt by the next run (as an
+        # input only, Snakemake let the finished report stand on it and did nothing)
+        rules.report.input,
+        [f for m in MODELS for f in tracked_files(m).values()],
     default_target: True

@@ -49,6 +49,21 @@ def copy_file(src, dst) -> Path:
     return _atomic(dst, lambda f: f.write(Path(src).read_bytes()))
 
 
+def set_aside_unreadable(root, pattern: str = "**/*.json") -> list[Path]:
+    """Rename every file under `root` matching `pattern` that is not valid JSON (truncated, damaged) to
+    `<name>.unreadable` and say so: the job that writes it then runs again, and nothing is deleted."""
+    moved = []
+    for f in sorted(Path(root).glob(pattern)) if Path(root).is_dir() else []:
+        try:
+            json.loads(f.read_text())
+        except (ValueError, UnicodeDecodeError):
+            os.replace(f, f.with_name(f.name + ".unreadable"))
+            print(f"sgm-bench: {f} is not valid JSON (truncated or damaged): kept as {f.name}.unreadable; the job "
+                  "that writes it runs again", file=sys.stderr)
+            moved.append(f)
+    return moved
+
+
 def file_hash(path, chunk: int = 1 << 20) -> str:
     """sha256 of a file's bytes (first 16 hex digits), streamed."""
     import hashlib

@@ -1,7 +1,7 @@
 """Atomic writes and the per-part resume of one-job-per-model evaluation."""
 import torch
 
-from sgm_bench.io import content_digest, package_hash, resumable
+from sgm_bench.io import content_digest, package_hash, resumable, set_aside_unreadable
 
 
 def test_resumable_reuses_a_result_only_under_the_same_key(tmp_path):
@@ -40,3 +40,14 @@ def test_resumable_recomputes_a_saved_value_edited_under_the_same_key(tmp_path, 
     assert float(resumable(path, "k", lambda: {"rows": [], "x": torch.zeros(3)})["x"][0]) == 0.0
     assert content_digest({"a": torch.tensor(1.0), "b": [1, "x"]}) == content_digest({"b": [1, "x"], "a": torch.tensor(1.0)})
     assert content_digest(torch.tensor([1.0])) != content_digest(torch.tensor([1.0], dtype=torch.float64))
+
+
+def test_an_unreadable_json_result_is_set_aside_not_deleted(tmp_path, capsys):
+    good, bad = tmp_path / "metrics" / "m" / "samplers.json", tmp_path / "train" / "m" / "train_stats.json"
+    good.parent.mkdir(parents=True)
+    bad.parent.mkdir(parents=True)
+    good.write_text('{"rows": []}')
+    bad.write_text('{"rows": [{"fid": 1')
+    assert set_aside_unreadable(tmp_path) == [bad]
+    assert good.exists() and not bad.exists() and bad.with_name("train_stats.json.unreadable").exists()
+    assert "not valid JSON" in capsys.readouterr().err and set_aside_unreadable(tmp_path) == []

@@ -125,6 +125,20 @@ def _mlflow_runs(db: Path) -> int:
     return len(client.search_runs([exp.experiment_id], max_results=10000))
 
 
+def _parent_summaries(root: Path, db: Path, model: str) -> None:
+    """The model's parent run holds its leaderboard and figure, and its description links to its sampler runs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("sgm-bench-smoke")
+    (parent,) = client.search_runs([exp.experiment_id], f"tags.kind = 'model' and tags.model = '{model}'")
+    note = parent.data.tags["mlflow.note.content"]
+    assert "best first" in note and "orderByAsc=true" in note and "| euler_maruyama " in note, note
+    folder = root / parent.info.artifact_uri  # stored relative to the workflow's folder
+    assert (folder / "quality_vs_nfe.png").stat().st_size > 1000
+    assert (folder / "leaderboard.csv").read_text().startswith("sampler,steps,NFE")
+
+
 @pytest.mark.slow
 def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     shutil.copytree(REPO / "config", tmp_path / "config")
@@ -145,24 +159,31 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     expected = len(plan.models) + sum(len(j.steps) for j in plan.jobs)  # a run per model and per (sampler, steps)
     db = tmp_path / "results" / "mlflow.db"
     assert _mlflow_runs(db) == expected  # jobs ran two at a time; the single writer lost none
+    _parent_summaries(tmp_path, db, "vp-mixture2d")
     assert "ddim_eta1" in (res / "tables" / "samplers.md").read_text() or "ddim" in (res / "tables" / "samplers.md").read_text()
     again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     forced = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "-R", "track", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert _mlflow_runs(db) == expected  # the tracking job re-ran and added nothing
-    # one job per model resumes per sampler: with one sampler's kept result removed, a forced re-run re-measures that
-    # sampler only (new timings: new content hashes, whose runs replace the old ones, issue 14) and reuses the others
+    # one job per model resumes per (sampler, steps) setting: with one setting's kept result removed, a forced re-run
+    # re-measures that setting only (the same sampler's other step counts too are reused), and MLflow replaces that
+    # setting's run and keeps every other run
     metrics = res / "metrics" / "vp-mixture2d" / "samplers.json"
     before = json.loads(metrics.read_text())["rows"]
-    victim = plan.jobs_of("vp-mixture2d")[0].name
-    (tmp_path / "work" / "smoke" / "evaluations" / "vp-mixture2d" / f"{victim}.pt").unlink()
+    runs_before = json.loads((res / "mlflow_runs.json").read_text())["runs"]
+    victim = next(j for j in plan.jobs_of("vp-mixture2d") if len(j.steps) > 1)
+    hit = lambda r: (r.get("variant", r.get("sampler")), r["steps"]) == (victim.name, victim.steps[0])  # noqa: E731
+    (tmp_path / "work" / "smoke" / "evaluations" / "vp-mixture2d" / f"{victim.name}_{victim.steps[0]}.pt").unlink()
     again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--forcerun", "evaluate", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     after = json.loads(metrics.read_text())["rows"]
-    assert [r for r in after if r["variant"] != victim] == [r for r in before if r["variant"] != victim]
-    assert [r["seconds"] for r in after if r["variant"] == victim] != [r["seconds"] for r in before if r["variant"] == victim]
+    assert [r for r in after if not hit(r)] == [r for r in before if not hit(r)]
+    assert [r["seconds"] for r in after if hit(r)] != [r["seconds"] for r in before if hit(r)]
     assert _mlflow_runs(db) == expected
+    runs_after = json.loads((res / "mlflow_runs.json").read_text())["runs"]
+    changed = [r for r in runs_after if r not in runs_before]
+    assert [(r.get("sampler"), r.get("steps")) for r in changed] == [(victim.name, victim.steps[0])], changed
     rep = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--report", "results/smoke/report.html",
                     cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr[-2000:]

@@ -2,6 +2,7 @@ import re
 from importlib import resources
 
 from sgm_bench.checks import load_yaml
+from sgm_bench.io import file_hash, set_aside_unreadable
 
 from sgm_bench.plan import build_plan, check_experiments, check_paper_cells, is_server, preflight, tracking_uri
 from sgm_bench.samplers import SAMPLERS
@@ -9,6 +10,7 @@ from sgm_bench.samplers import SAMPLERS
 PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
 check_experiments(config)
 R, W = config["results"], config["work"]
+set_aside_unreadable(R)  # a damaged result is rebuilt by its job, not read by the report and MLflow as if whole
 MODELS = list(PLAN.models)
 RELEASED = list(PLAN.released)  # evaluated from released weights: imported, not trained
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs
@@ -56,6 +58,14 @@ def settings(*parts):
 
     return json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True,
                       default=str)
+
+
+def script_code(name):
+    """The content hash of workflow/scripts/<name>.py, a param of every rule that runs it: an edited script re-runs
+    that rule's jobs and a merely touched one does not (the profiles leave out Snakemake's `code` trigger, which
+    re-ran all 42 jobs of the default configuration when workflow/scripts/train.py was touched). The library's own
+    code is keyed inside the jobs (io.package_hash in the evaluation cache)."""
+    return file_hash(workflow.source_path(f"../scripts/{name}.py"))
 
 
 def image_model(model):

@@ -12,6 +12,7 @@ rule evaluate:
                      subcategory="{model}", caption="../report/samples.rst"),
         samples=f"{W}/samples/{{model}}.pt",
     params:
+        code=script_code("evaluate"),
         settings=lambda wc: settings(PLAN.jobs_of(wc.model), config["evaluation"]),
         resume=lambda wc: f"{W}/evaluations/{wc.model}",
     log:
@@ -35,6 +36,7 @@ rule likelihood:
     output:
         f"{R}/metrics/{{model}}/likelihood.json",
     params:
+        code=script_code("likelihood"),
         settings=lambda wc: settings(PLAN.models[wc.model], config["evaluation"].get("likelihood", {})),
     log:
         f"{R}/logs/likelihood/{{model}}.log",

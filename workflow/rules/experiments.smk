@@ -3,6 +3,7 @@ rule experiment:
     input:
         unpack(experiment_inputs),
     params:
+        code=script_code("experiment"),
         options=lambda wc: config["experiments"][wc.experiment],  # a changed option re-runs the experiment
     output:
         json=f"{R}/experiments/{{experiment}}.json",

@@ -14,6 +14,8 @@ rule report:
         likelihood=expand(f"{R}/metrics/{{model}}/likelihood.json", model=BENCHMARKED),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
         floors=FLOORS,
+    params:
+        code=script_code("report"),
     output:
         tables=expand(f"{R}/tables/{{t}}.md", t=REPORT_TABLES),
         leaderboards=[table(f"samplers_{m}", "Leaderboards") for m in BENCHMARKED],

@@ -3,6 +3,8 @@ rule track_model:
     server (MLFLOW_TRACKING_URI=http...), the models' jobs write to it concurrently."""
     input:
         unpack(lambda wc: tracked_files(wc.model)),
+    params:
+        code=script_code("track"),
     output:
         f"{R}/mlflow/{{model}}.json",
     log:
@@ -21,6 +23,8 @@ rule track:
     input:
         unpack(track_inputs),
         experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
+    params:
+        code=script_code("track"),
     output:
         f"{R}/mlflow_runs.json",
     log:

@@ -1,6 +1,7 @@
 rule classifier:
     """Domain classifier (the digits-CNN feature extractor and the clean classifier for guidance)."""
     params:
+        code=script_code("classifier"),
         settings=lambda wc: settings(config["datasets"][wc.data], config["evaluation"].get("classifier_epochs")),
     output:
         weights=f"{W}/classifier/{{data}}.pt",
@@ -22,6 +23,7 @@ rule reference:
     input:
         unpack(lambda wc: {"classifier": f"{W}/classifier/{wc.data}.pt"} if DIGITS_FEATURES else {}),
     params:
+        code=script_code("reference"),
         settings=lambda wc: settings(config["datasets"][wc.data], config["evaluation"]),  # split, n, floor draws
     output:
         f"{R}/reference/{{data}}.json",
@@ -46,6 +48,7 @@ rule train:
         stats=f"{R}/train/{{model}}/train_stats.json",
         log_csv=f"{R}/train/{{model}}/train_log.csv",
     params:
+        code=script_code("train"),
         run_dir=lambda wc: f"{W}/runs/{wc.model}",
         settings=lambda wc: settings(PLAN.models[wc.model]),  # a changed setting re-runs (and retrains) the model
     log:
@@ -74,6 +77,7 @@ rule import_released:
     wildcard_constraints:
         model=one_of(RELEASED),
     params:
+        code=script_code("import_released"),
         settings=lambda wc: settings(PLAN.models[wc.model]),
     log:
         f"{R}/logs/train/{{model}}.log",

@@ -1,5 +1,6 @@
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,8 +23,8 @@ ev = {**cfg["evaluation"], "extractor_weights": snakemake.input.classifier or cf
 if isinstance(ev["extractor_weights"], list):
     ev["extractor_weights"] = ev["extractor_weights"][0] if ev["extractor_weights"] else None
 model = load_model(snakemake.input.model, device=device, expected_spec=model_spec(plan.models[name], data))
-# A finished sampler's rows are kept under a key naming everything they depend on: a re-run after a crash or after a
-# change to one sampler recomputes only what changed (the per-sampler resume of one job per model).
+# A finished (sampler variant, steps) setting's rows are kept under a key naming everything they depend on: a re-run
+# after a crash, or after a change to one setting, recomputes only what changed.
 base_key = [file_hash(snakemake.input.model), package_hash(), ev]
 limits = None if data.toy is None else plot_limits(data)
 grid_dir = Path(snakemake.output.grids)
@@ -32,11 +33,15 @@ for job in tqdm(jobs, desc=name, file=sys.stderr):
     n = job.n_samples or ev["n_samples"]
     print(f"sgm-bench: {name} / {job.name}: sampler {job.sampler}, steps {job.steps}, options {job.options}, "
           f"n {n} x {ev['seed_sets']} seed sets, reference split {ev.get('reference_split')}", file=sys.stderr)
-    key = json.dumps([*base_key, job], sort_keys=True, default=str)
-    job_rows, grids = resumable(Path(snakemake.params.resume) / f"{job.name}.pt", key,
-                                lambda job=job: evaluate_sampler(model, data, job.sampler, job.steps, job.options, ev,
-                                                                 Path(cfg["work"]) / "fidelity-cache", device,
-                                                                 n=job.n_samples))
+    job_rows, grids = [], {}
+    for steps in job.steps:  # one part per step count: adding a step count samples that one only
+        key = json.dumps([*base_key, replace(job, steps=[steps])], sort_keys=True, default=str)
+        part_rows, part_grids = resumable(
+            Path(snakemake.params.resume) / f"{grid_name(job.name, steps)}.pt", key,
+            lambda job=job, steps=steps: evaluate_sampler(model, data, job.sampler, [steps], job.options, ev,
+                                                          Path(cfg["work"]) / "fidelity-cache", device, n=job.n_samples))
+        job_rows += part_rows
+        grids.update(part_grids)
     for r in job_rows:
         r.update(model=name, variant=job.name, family=model.family.name, dataset=plan.models[name]["data"]["name"])
         print(f"sgm-bench:   steps {r['steps']} seed set {r['seed_set']}: NFE {r['nfe']:g}, {r['seconds']:.2f} s, "
