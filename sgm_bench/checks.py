@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def _mapping(loader, node, deep=False):
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def yaml12_numbers(obj):
+    """`lr: 1e-3` as the number YAML 1.2 reads: PyYAML (YAML 1.1) reads an exponent without a dot and a signed
+    exponent as a string. Values in that exact form become floats, in mappings and lists at any depth."""
+    if isinstance(obj, dict):
+        return {k: yaml12_numbers(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [yaml12_numbers(v) for v in obj]
+    return float(obj) if isinstance(obj, str) and _EXPONENT.fullmatch(obj) else obj
+
+
 def load_yaml(path) -> dict:
     """A configuration file as a mapping, or one ConfigError (missing file, bad YAML, duplicate key, not a mapping)."""
     path = Path(path)
@@ -44,7 +58,7 @@ def load_yaml(path) -> dict:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a mapping")
-    return cfg
+    return yaml12_numbers(cfg)
 
 
 def check_keys(given, valid, what: str) -> None:

@@ -96,6 +96,9 @@ def model_spec(cfg: dict, data: Dataset) -> dict:
     if family is None:
         raise ConfigError(f"model.family is required; valid choices: {', '.join(FAMILIES.names())}")
     FAMILIES[family]
+    if m.get("class_conditional") and not data.num_classes:
+        raise ConfigError(f"model.class_conditional is true, but dataset {data.name!r} has no labels: set it to false "
+                          "or use a labelled dataset (digits, mnist, cifar10, synthetic)")
     return {
         "family": family,
         "shape": list(data.shape),

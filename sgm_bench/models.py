@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .checks import COUNT, check_keys, check_numbers, check_ranges, parameters
+from .checks import COUNT, Range, check_keys, check_numbers, check_ranges, parameters
 from .errors import ConfigError
 from .nets import NETS
 from .params import NoiseLevel, to_score
@@ -130,11 +130,22 @@ class ScoreModel(nn.Module):
         return lambda x, t: self.score(x, t, y)
 
 
+# Where the networks' size options must lie (a zero-width network trained and was benchmarked as if valid)
+NET_RANGES = {"hidden": COUNT, "ch": COUNT, "embed_dim": COUNT, "num_res_blocks": COUNT, "nf": COUNT,
+              "depth": Range(0, integer=True), "dropout": Range(0, 1, hi_open=True)}
+
+
+def check_net(net: dict, what: str = "net") -> None:
+    """A network entry's size options, each inside NET_RANGES (checked when the workflow plans its jobs)."""
+    check_ranges({k: v for k, v in (net or {}).items() if k != "name"}, NET_RANGES, what)
+
+
 def build_model(family: str, shape, net: dict | None = None, sde: dict | None = None, param: str | None = None,
                 num_classes: int = 0, noise_std: float = 0.0) -> ScoreModel:
     """A ScoreModel from configuration dictionaries (unknown names list the valid ones)."""
     fam = FAMILIES[family]
     net = dict(net or {"name": "mlp"})
+    check_net(net)
     proc = build_sde(family, **(sde or {}))
     kwargs = {k: v for k, v in net.items() if k != "name"}
     make = NETS[net.get("name", "mlp")]

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from .chain import make_chain
-from .data import IMAGES
+from .data import IMAGES, TOYS
 from .errors import ConfigError
 from .experiment import check_data_options, check_loss_options, merged
-from .models import FAMILIES, build_sde
+from .models import FAMILIES, build_sde, check_net
 from .samplers import SAMPLERS, applicable
 from .samplers.registry import NOT_APPLICABLE, check_options, resolved_options, why_not
 from .train import TrainConfig
@@ -85,6 +85,10 @@ def _model_cfg(name: str, spec: dict, datasets: dict) -> dict:
         raise ConfigError(f"model {name!r}: unknown family {fam!r}; valid choices: {', '.join(FAMILIES.names())}")
     try:
         build_sde(fam, **spec["model"].get("sde", {}))
+        check_net(spec["model"].get("net"), "net")
+        if spec["model"].get("class_conditional") and datasets[spec["data"]]["name"] in TOYS:
+            raise ConfigError(f"model.class_conditional is true, but the toy {datasets[spec['data']]['name']!r} has no "
+                              "labels: set it to false or use a labelled dataset (digits, mnist, cifar10, synthetic)")
         check_data_options(datasets[spec["data"]])
         check_loss_options(spec)
         TrainConfig.from_dict(spec["train"])
@@ -262,7 +266,34 @@ def preflight(config: dict) -> list[str]:
         except OSError as e:
             problems.append(f"no MLflow server answers at {uri} ({e}): start it (benchmarks/cluster/mlflow_server.sh) or "
                             "point MLFLOW_TRACKING_URI / mlflow.tracking_uri elsewhere before the compute is spent")
+        else:
+            problems += _tracking_api_problem(uri)
+    else:
+        problems.append(f"the MLflow tracking URI {uri!r} is neither sqlite:///<file.db> nor http(s)://<server>: set "
+                        "mlflow.tracking_uri or MLFLOW_TRACKING_URI to one of those before the compute is spent")
     return problems + _detector_problems(config.get("evaluation", {}))
+
+
+def _tracking_api_problem(uri: str) -> list[str]:
+    """A server whose health check answers must also answer MLflow's REST API (a JSON body, even for a 404)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            if "error_code" in json.loads(e.read() or b"{}"):
+                return []
+        except ValueError:
+            pass
+        return [f"{uri} answers its health check but not MLflow's API ({e}): is it an MLflow tracking server?"]
+    except (OSError, ValueError) as e:
+        return [f"{uri} answers its health check but not MLflow's API ({e}): is it an MLflow tracking server?"]
+    return []
 
 
 def _detector_problems(ev: dict) -> list[str]:

@@ -84,3 +84,32 @@ def test_a_nan_model_ends_the_likelihood_with_a_solver_error():
     sde = build_sde("vp")
     with pytest.raises(SolverError, match="not finite"):
         ode_nll(lambda x, t: x * float("inf"), sde, torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("net,why", [({"hidden": 0}, "hidden must be a whole number >= 1"),
+                                     ({"depth": -1}, "depth must be"), ({"hidden": 2.5}, "hidden must be")])
+def test_a_network_of_no_width_is_refused_when_planning(net, why):
+    def edit(cfg):
+        cfg["models"]["vp-mixture2d"]["model"]["net"] = {**cfg["models"]["vp-mixture2d"]["model"]["net"], **net}
+    with pytest.raises(ConfigError, match=why):
+        plan_with(edit)
+
+
+def test_class_conditioning_on_a_toy_without_labels_is_refused():
+    with pytest.raises(ConfigError, match="has no labels"):
+        plan_with(lambda cfg: cfg["models"]["vp-mixture2d"]["model"].update(class_conditional=True))
+
+
+def test_a_unet_on_an_image_it_cannot_halve_says_so():
+    from sgm_bench.models import build_model
+
+    with pytest.raises(ConfigError, match="multiples of 2"):
+        build_model("vp", (1, 7, 7), {"name": "unet", "ch": 8, "ch_mult": [1, 2], "attn_resolutions": []})
+    build_model("vp", (1, 8, 8), {"name": "unet", "ch": 8, "ch_mult": [1, 2], "attn_resolutions": []})
+
+
+def test_an_exponent_without_a_dot_is_a_number_as_yaml_1_2_reads_it(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train: {lr: 1e-3, warmup: 2E+2, name: x1e3}\nsteps: [5e1]\n")
+    assert load_yaml(f) == {"train": {"lr": 1e-3, "warmup": 200.0, "name": "x1e3"}, "steps": [50.0]}
+    assert TrainConfig.from_dict({"lr": load_yaml(f)["train"]["lr"]}).lr == 1e-3

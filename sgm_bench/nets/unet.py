@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .embed import Conditioning
 
 
@@ -48,6 +49,11 @@ class UNetEncoder(nn.Module):
                  dropout: float = 0.0, embedding: str = "sinusoidal", num_labels: int | None = None, num_classes: int = 0):
         super().__init__()
         self.shape = tuple(shape)
+        halvings = 2 ** (len(ch_mult) - 1)
+        if len(shape) != 3 or shape[1] % halvings or shape[2] % halvings:
+            raise ConfigError(f"a U-Net with ch_mult {list(ch_mult)} halves the image {len(ch_mult) - 1} times: its "
+                              f"height and width must be multiples of {halvings}, got shape {list(shape)}; use fewer "
+                              "ch_mult levels")
         res, temb = shape[1], 4 * ch
         self.cond = Conditioning(embedding, ch, temb, num_labels, num_classes)
         self.conv_in = nn.Conv2d(shape[0], ch, 3, padding=1)
