@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from ..samplers import names  # noqa: E402
+from .stats import half_width  # noqa: E402
 
 
 @functools.cache
@@ -26,6 +27,21 @@ def palette() -> dict:
 
 
 MARKERS = "os^Dv<>PXph*8"
+LINES = ("-", "--", ":", "-.")
+
+
+def variant_styles(rows) -> dict:
+    """{variant: (line style, marker)}: a sampler's own name draws solid with its marker, its named variants (e.g.
+    ddim_eta0.2, ddim_eta0.5) the next line styles and markers, so that variants sharing a colour stay apart."""
+    out = {}
+    pairs = rows[["variant", "sampler"]].drop_duplicates() if "sampler" in rows else rows[["variant"]].assign(
+        sampler=rows["variant"]).drop_duplicates()
+    for sampler, g in pairs.groupby("sampler", sort=False):
+        variants = sorted(g["variant"], key=lambda v: (v != sampler, v))
+        base = MARKERS.index(marker(sampler))
+        for k, v in enumerate(variants):
+            out[v] = (LINES[k % len(LINES)], MARKERS[(base + k) % len(MARKERS)])
+    return out
 
 
 def marker(sampler: str) -> str:
@@ -44,8 +60,8 @@ def save(fig, stem, formats=("png", "pdf")) -> list[Path]:
 
 
 def bpd_bars(lik, stem):
-    """ODE bits/dim per image model and NLL in nats per toy model, each with its error bar (std over dequantization
-    repeats / over examples); DDPM's variational bound and the true NLL beside them."""
+    """ODE bits/dim per image model and NLL in nats per toy model, each with its error bar (standard error over test
+    images / examples); DDPM's variational bound and the true NLL beside them."""
     panels = [(m, c, e, extra, label) for m, c, e, extra, label in (
         (lik["bpd"].notna() if "bpd" in lik else None, "bpd", "bpd_se", "vlb_bpd", "bits/dim (images)"),
         (lik["nll"].notna() if "nll" in lik else None, "nll", "nll_se", "true_nll", "NLL in nats (toys)"))
@@ -62,7 +78,7 @@ def bpd_bars(lik, stem):
         ax.set_xticks(list(xs), g["model"], rotation=45, ha="right", fontsize=8)
         ax.set(ylabel=label, title=label.split(" (")[0] + " on the test split")
         ax.legend(fontsize=7)
-    fig.suptitle("Test-set likelihood (error bars: std over repeats or examples)", fontsize=10)
+    fig.suptitle("Test-set likelihood (error bars: standard error over test images or examples)", fontsize=10)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -79,23 +95,28 @@ def pareto_front(x, y):
 
 
 def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = False):
-    """Quality against cost per model: one point per (sampler, steps) with the std over seed sets as error bars, log
-    x axis, the floor's 5-95 % band in grey, diverged settings marked with a red x on the top edge; with `pareto`, the
-    front of settings that no other is both cheaper and better than."""
+    """Quality against cost per model: one point per (sampler, steps) with the seed-set mean's 95 % t interval as
+    error bars, log axes (an outlier FID of 700 would squash the useful range of a linear one), the floor's 5-95 %
+    band in grey, diverged settings marked with a red x on the top edge; one colour per sampler in every panel and
+    figure, its named variants told apart by line style and marker; with `pareto`, the front of settings that no
+    other is both cheaper and better than."""
     models = list(dict.fromkeys(rows["model"]))
     cols = min(4, len(models))
     fig, axes = plt.subplots((len(models) + cols - 1) // cols, cols, figsize=(3.4 * cols, 2.9 * ((len(models) + cols - 1) // cols)),
                              squeeze=False)
-    colours = palette()
+    colours, styles = palette(), variant_styles(rows)
     for ax, model in zip(axes.flat, models):
         g = rows[rows["model"] == model]
         ok = g[~g["diverged"]]
         metrics = list(dict.fromkeys(ok["quality_metric"]))  # FIDs of two detectors: separate, labelled lines
         for (variant, metric), v in ok.groupby(["variant", "quality_metric"], sort=False):
-            a = v.groupby(v["steps"].fillna(-1)).agg(x=(x, "mean"), y=("quality", "mean"), e=("quality", "std")).sort_values("x")
-            ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker=marker(v["sampler"].iloc[0]), ms=4, lw=1,
-                        capsize=2, label=variant if len(metrics) == 1 else f"{variant}, {metric}",
-                        color=colours.get(v["sampler"].iloc[0]), ls="-" if variant == v["sampler"].iloc[0] else "--")
+            a = v.groupby(v["steps"].fillna(-1)).agg(x=(x, "mean"), y=("quality", "mean"),
+                                                     e=("quality", half_width)).sort_values("x")
+            sampler = v["sampler"].iloc[0]
+            style = styles.get(variant, ("-", marker(sampler)))
+            ax.errorbar(a["x"], a["y"], yerr=a["e"].fillna(0), marker=style[1], ms=4, lw=1, capsize=2,
+                        label=variant if len(metrics) == 1 else f"{variant}, {metric}", color=colours.get(sampler),
+                        ls=style[0])
         if pareto and len(metrics) == 1:  # no front across two detectors' FIDs
             pts = ok.groupby(["variant", ok["steps"].fillna(-1)]).agg(x=(x, "mean"), y=("quality", "mean")).dropna()
             front = pts.iloc[pareto_front(list(pts["x"]), list(pts["y"]))]
@@ -106,13 +127,19 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
         for _, d in g[g["diverged"]].groupby(["variant", g["steps"].fillna(-1)]).first().iterrows():
             ax.plot(d[x], 1.0, "x", color="red", transform=ax.get_xaxis_transform(), clip_on=False)
         ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=" / ".join(metrics))
+        q = ok["quality"][ok["quality"] > 0]
+        if len(q) and q.max() > 5 * q.min():  # a range wide enough for outliers to squash a linear axis
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.title.set_fontsize(9)
     for ax in list(axes.flat)[len(models):]:
         ax.axis("off")
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7, bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle("Quality vs " + xlabel + " (mean ± std over seed sets; grey: floor; red x: diverged"
+    fig.suptitle("Quality vs " + xlabel + " (mean ± 95 % interval over seed sets; grey: floor; red x: diverged"
                  + ("; black: Pareto front)" if pareto else ")"), fontsize=10)
     fig.tight_layout()
     return save(fig, stem)
