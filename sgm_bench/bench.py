@@ -111,7 +111,8 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             started = time.time()
-            r = samplers.sample_batched(sampler, model.score_fn(), model.sde, n, model.shape, seed=seed, steps=steps,
+            score = model.score_fn(continuous=samplers.SAMPLERS[sampler].continuous_time)
+            r = samplers.sample_batched(sampler, score, model.sde, n, model.shape, seed=seed, steps=steps,
                                         batch_size=int(ev.get("batch_size", 500)), device=device,
                                         family=model.family.name, **options)
             row = {"sampler": sampler, "steps": steps, "seed_set": seed, "n": n, "nfe": r.info["nfe_per_batch"],
@@ -141,7 +142,7 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     if data.images is not None:
         x_int = data.images.test[:n]
         try:
-            mean, se, nfe = dequantized_bpd(model.score_fn(), model.sde, data.images, x_int,
+            mean, se, nfe = dequantized_bpd(model.score_fn(continuous=True), model.sde, data.images, x_int,
                                              repeats=int(lik.get("repeats", 5)), **kw)
             out.update(bpd=mean, bpd_se=se, bpd_nfe=nfe, bpd_repeats=int(lik.get("repeats", 5)))
         except SolverError as e:  # the model's probability-flow ODE is too stiff to integrate: say so in its cell
@@ -154,7 +155,7 @@ def evaluate_likelihood(model: ScoreModel, data: Dataset, lik: dict, device) -> 
     x = data.test[:n].to(device)
     kw.pop("device")
     try:
-        res = ode_nll(model.score_fn(), model.sde, x, **kw)
+        res = ode_nll(model.score_fn(continuous=True), model.sde, x, **kw)
         out.update(nll=float(res.nll.mean()), nll_se=float(res.nll.std() / math.sqrt(len(res.nll))), nll_nfe=res.nfe)
     except SolverError as e:
         out.update(status="diverged", note=f"the probability-flow ODE could not be integrated ({e})")

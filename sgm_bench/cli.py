@@ -87,7 +87,8 @@ def cmd_sample(args):
     args.device = distributed.device_for(args.device, ranks)
     model = load_model(args.model, device=args.device)
     options = apply_sets({}, args.opt)
-    r = samplers.sample_batched(args.sampler, model.score_fn(), model.sde, args.n, tuple(model.shape),
+    score = model.score_fn(continuous=samplers.SAMPLERS[args.sampler].continuous_time)
+    r = samplers.sample_batched(args.sampler, score, model.sde, args.n, tuple(model.shape),
                                 batch_size=args.batch_size, seed=args.seed, steps=args.steps, device=args.device,
                                 family=model.family.name, denoise=args.denoise, progress=True, **options)
     record = {"sampler": args.sampler, "steps": args.steps, "nfe_per_batch": r.info["nfe_per_batch"], "nfe": r.nfe,

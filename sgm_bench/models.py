@@ -71,12 +71,13 @@ class ScoreModel(nn.Module):
         self.shape = tuple(net.shape) if hasattr(net, "shape") else None
         self.labels = getattr(net, "label_convention", "sgm_bench")
 
-    def label(self, t: torch.Tensor) -> torch.Tensor:
-        """The network's noise input: the step index of a discrete chain's index embedding (NCSN), t (N - 1) for a
-        discrete VP chain's embedding of a scalar (DDPM: the step on the grid, fractional between steps, as
-        score_sde's `get_score_fn`, so the probability-flow ODE sees a continuous drift), log sigma(t) (VE), or
-        t times the embedding's time scale (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features);
-        score_sde's networks get its own."""
+    def label(self, t: torch.Tensor, continuous: bool = False) -> torch.Tensor:
+        """The network's noise input: a discrete chain's integer step i = floor(t (N - 1)) (NCSN; DDPM as Ho et al.,
+        DDIM and diffusers feed it), or with `continuous` (the continuous-time solvers: probability-flow ODE,
+        Euler-Maruyama, the ODE likelihood) score_sde's t (N - 1) for a discrete VP chain's embedding of a scalar, so
+        the ODE integrates a continuous drift instead of a piecewise-constant one; log sigma(t) (VE), or t times the
+        embedding's time scale (VP, sub-VP: 999 t for sinusoidal as DDPM++, t for Fourier features); score_sde's
+        networks get its own."""
         if self.sde is None:
             return torch.zeros_like(t)
         if self.labels == "score_sde":
@@ -84,7 +85,7 @@ class ScoreModel(nn.Module):
         if self.family.discrete:
             scalar = self.sde.kind == "vp" and not isinstance(getattr(getattr(self.net, "cond", None), "noise", None),
                                                               nn.Embedding)
-            return t * (self.sde.N - 1) / self.sde.T if scalar else self.sde.index(t).float()
+            return t * (self.sde.N - 1) / self.sde.T if continuous and scalar else self.sde.index(t).float()
         if self.sde.kind == "ve":
             return torch.log(self.sde.std(t))
         return t * getattr(getattr(getattr(self.net, "cond", None), "noise", None), "time_scale", 999.0)
@@ -117,17 +118,18 @@ class ScoreModel(nn.Module):
         other._modules = {**self._modules, "net": net}
         return other
 
-    def forward(self, x, t, y=None):
+    def forward(self, x, t, y=None, continuous: bool = False):
         """Raw network output under `self.param`."""
-        return self.net(x, self.label(t), y)
+        return self.net(x, self.label(t, continuous), y)
 
-    def score(self, x, t, y=None):
+    def score(self, x, t, y=None, continuous: bool = False):
         """grad_x log p_t(x [| y])."""
-        return to_score(self.param, self(x, t, y), x, self.noise_level(t))
+        return to_score(self.param, self(x, t, y, continuous), x, self.noise_level(t))
 
-    def score_fn(self, y=None):
-        """score_fn(x, t) for the samplers, optionally conditioned on labels y."""
-        return lambda x, t: self.score(x, t, y)
+    def score_fn(self, y=None, continuous: bool = False):
+        """score_fn(x, t) for the samplers, optionally conditioned on labels y; `continuous` for the continuous-time
+        solvers (a discrete DDPM's network then sees score_sde's t (N - 1), see `label`)."""
+        return lambda x, t: self.score(x, t, y, continuous)
 
 
 # Where the networks' size options must lie (a zero-width network trained and was benchmarked as if valid)

@@ -114,7 +114,7 @@ def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeyp
         ode_nll(lambda x, t: 1e300 * x ** 3, sde, torch.randn(4, 2, dtype=torch.float64))
     data = load_dataset({"name": "mixture2d", "n_train": 100, "n_test": 20})
     model = build_model("vp", (2,), {"name": "mlp", "hidden": 8, "depth": 1})
-    monkeypatch.setattr(model, "score_fn", lambda y=None: (lambda x, t: 1e30 * x ** 3))
+    monkeypatch.setattr(model, "score_fn", lambda y=None, continuous=False: (lambda x, t: 1e30 * x ** 3))
     out = bench.evaluate_likelihood(model, data, {"n_examples": 4}, torch.device("cpu"))
     assert out["status"] == "diverged" and "could not be integrated" in out["note"] and "nll" not in out
     cell = likelihood_table(pd.DataFrame([{"model": "m", **out}])).iloc[0, 0]

@@ -92,17 +92,25 @@ def test_continuous_vp_time_enters_at_the_embeddings_scale(embedding, scale):
 
 
 @pytest.mark.parametrize("N", [10, 232, 1000])
-def test_discrete_ddpm_label_is_score_sdes_fractional_step(N):
-    """A discrete DDPM's network sees t (N - 1) (score_sde's `get_score_fn`): its own step i on the grid, fractional
-    between steps, so the probability-flow ODE's drift is continuous in t; its noise level stays the floored step's.
-    NCSN's index embedding keeps the integer step."""
-    from sgm_bench.chain import time_of_step
+def test_discrete_ddpm_label_is_the_step_on_its_chain_and_t_n_for_continuous_solvers(N):
+    """A discrete DDPM's network sees its integer step i on the chain (Ho et al., DDIM, diffusers), and score_sde's
+    t (N - 1) when a continuous-time solver asks (the probability-flow ODE then integrates a continuous drift); its
+    noise level stays the floored step's either way. NCSN's index embedding keeps the integer step."""
+    from sgm_bench.chain import grid, time_of_step
 
     ddpm = build_model("ddpm", (2,), {"name": "mlp"}, sde={"N": N, "beta_max": 5.0})
     i = torch.arange(N)
-    assert float((ddpm.label(time_of_step(i, N)) - i).abs().max()) < 1e-3
+    on_grid = grid(N, 1e-3)  # where the chain samplers ask: score_sde's linspace(T, eps, N), step N - 1 - k
+    assert torch.equal(ddpm.label(on_grid), (N - 1 - i).float()) and torch.equal(ddpm.label(time_of_step(i, N)), i.float())
     t = torch.tensor([0.5 / (N - 1), 0.3, 0.77])
-    assert torch.allclose(ddpm.label(t), t * (N - 1))
+    assert torch.allclose(ddpm.label(t, continuous=True), t * (N - 1))
+    assert float((ddpm.label(time_of_step(i, N), continuous=True) - i).abs().max()) < 1e-3
     assert torch.equal(ddpm.noise_level(t).s, (1 - ddpm.sde.schedule.alphas_cumprod[ddpm.sde.index(t)]).sqrt())
     ncsn = build_model("ncsn", (2,), {"name": "mlp"}, sde={"N": N})
-    assert torch.equal(ncsn.label(t), ncsn.sde.index(t).float())
+    assert torch.equal(ncsn.label(t, continuous=True), ncsn.sde.index(t).float())
+
+
+def test_the_continuous_time_solvers_are_the_ones_that_ask_at_t_n():
+    from sgm_bench.samplers import SAMPLERS
+
+    assert sorted(n for n, s in SAMPLERS.items() if s.continuous_time) == ["euler_maruyama", "ode"]

@@ -42,6 +42,7 @@ class SamplerSpec:
     defaults: dict = field(default_factory=dict)
     denoise: bool = True
     walks_chain: bool = False  # uses the N-step discrete chain (VP: needs N > beta_max)
+    continuous_time: bool = False  # integrates in continuous t: a discrete DDPM is asked at t (N - 1), not its step
 
     @property
     def kinds(self) -> set:
@@ -54,12 +55,12 @@ for name, spec in {
     "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5}),
     "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}, walks_chain=True),
     "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
-    "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama", "grid"), CONTINUOUS_TIME),
+    "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama", "grid"), CONTINUOUS_TIME, continuous_time=True),
     "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION, walks_chain=True),
     "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "n_steps_each": 1},
                       walks_chain=True),
     "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}, walks_chain=True),
-    "ode": SamplerSpec(ode, CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}),
+    "ode": SamplerSpec(ode, CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}, continuous_time=True),
     "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False),
     "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=False),
 }.items():
@@ -146,8 +147,9 @@ def caveat(name: str, sde, steps: int | None, options: dict) -> str | None:
     """Why a row's quality says more about the discretization than the solver, printed beside it (CAVEATS explains
     it under the table): Euler-Maruyama whose last step amplifies the residual noise (|gain| > 1)."""
     predictor = options.get("predictor", SAMPLERS[name].defaults.get("predictor")) if name == "pc" else name
-    if predictor != "euler_maruyama" or sde is None or not steps:
+    if predictor != "euler_maruyama" or sde is None:
         return None
+    steps = steps or sde.N  # no step count: the process's own N
     eps = options.get("eps", SAMPLING_EPS.get(sde.kind, 1e-3))
     gain = last_step_gain(sde, int(steps), float(eps))
     if abs(gain) <= 1:
@@ -156,7 +158,7 @@ def caveat(name: str, sde, steps: int | None, options: dict) -> str | None:
 
 
 CAVEATS = ("`note`: Euler-Maruyama's last step (t = eps, dt = -T / steps on the uniform grid) multiplies the residual "
-           "noise x - m x0 by 1 - g^2 |dt| / s^2; below -1 it amplifies it (VP: under ~545 steps; sub-VP: under ~1 240), "
+           "noise x - m x0 by 1 - g^2 |dt| / s^2; below -1 it amplifies it (VP: under ~545 steps; sub-VP: under ~1 090), "
            "an artefact of the grid at that step count rather than of the solver's order")
 
 
