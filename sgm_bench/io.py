@@ -51,16 +51,24 @@ def copy_file(src, dst) -> Path:
 
 def set_aside_unreadable(root, pattern: str = "**/*.json") -> list[Path]:
     """Rename every file under `root` matching `pattern` that is not valid JSON (truncated, damaged) to
-    `<name>.unreadable` and say so: the job that writes it then runs again, and nothing is deleted."""
+    `<name>.unreadable` and say so: the job that writes it then runs again, and nothing is deleted. A file gone
+    meanwhile (Snakemake clearing an output, another parse of the Snakefile) is skipped."""
     moved = []
     for f in sorted(Path(root).glob(pattern)) if Path(root).is_dir() else []:
         try:
             json.loads(f.read_text())
+            continue
         except (ValueError, UnicodeDecodeError):
+            pass
+        except OSError:
+            continue
+        try:
             os.replace(f, f.with_name(f.name + ".unreadable"))
-            print(f"sgm-bench: {f} is not valid JSON (truncated or damaged): kept as {f.name}.unreadable; the job "
-                  "that writes it runs again", file=sys.stderr)
-            moved.append(f)
+        except OSError:
+            continue
+        print(f"sgm-bench: {f} is not valid JSON (truncated or damaged): kept as {f.name}.unreadable; the job that "
+              "writes it runs again", file=sys.stderr)
+        moved.append(f)
     return moved
 
 

@@ -244,16 +244,16 @@ class Tracker:
     def _settle(self, key: str, rid: str) -> str:
         """The one run of `key` when writers race (two runs of one configuration at once each find no run and write
         one) on a server, where no file lock reaches: the complete runs of the key are looked up in the store itself,
-        the first completed (then the smallest id) kept and the others deleted, so writers that finish apart converge
-        on one run (two that complete within one store round trip of each other can still keep two)."""
+        and this writer deletes its own run if another completed earlier (then: has the smaller id) and uses that one.
+        It never deletes another writer's run, which that writer may already hold as a parent: writers that finish
+        apart keep one run; two whose completion stamps and commits cross can keep two, never lose one."""
         found = self.client.search_runs([self.exp_id], f"tags.`{KEY}` = '{key}'", max_results=1000)
         runs = sorted(found, key=lambda r: (int(r.data.tags.get(DONE, 0)), r.info.run_id))
         winner = runs[0].info.run_id if runs else rid
-        for r in runs[1:]:
-            self.client.delete_run(r.info.run_id)
-            self._index.pop(r.info.run_id, None)
-        if winner not in self._index:
-            self._index[winner] = {KEY: key}
+        if winner != rid:
+            self.client.delete_run(rid)
+            self._index.pop(rid, None)
+            self._index.setdefault(winner, {KEY: key})
         return winner
 
     def attach(self, run_id: str, files=(), note: str | None = None) -> None:

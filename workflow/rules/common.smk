@@ -10,7 +10,8 @@ from sgm_bench.samplers import SAMPLERS
 PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
 check_experiments(config)
 R, W = config["results"], config["work"]
-set_aside_unreadable(R)  # a damaged result is rebuilt by its job, not read by the report and MLflow as if whole
+if not workflow.dryrun:  # a damaged result is rebuilt by its job, not read by the report and MLflow as if whole
+    set_aside_unreadable(R)
 MODELS = list(PLAN.models)
 RELEASED = list(PLAN.released)  # evaluated from released weights: imported, not trained
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs

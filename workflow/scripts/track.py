@@ -86,8 +86,8 @@ def log_model(tracker: Tracker, model: str) -> list:
         for steps in dict.fromkeys(r["steps"] for r in rows):
             per_seed = [r for r in rows if r["steps"] == steps]
             first = per_seed[0]
-            key = job_key(cfg["name"], model, job.name, steps, content_digest(per_seed))  # its own rows only: a
-            # re-measured or added setting replaces or adds its run and keeps the others
+            key = job_key(cfg["name"], model, job.name, steps, content_digest(per_seed), parent)  # its own rows and
+            # parent: a re-measured or added setting replaces or adds its run and keeps the others
             p = {"sampler": job.sampler, "variant": job.name, "steps": steps if steps is not None else "adaptive",
                  "n": first["n"], "seed_sets": len(per_seed),
                  **{f"option.{k}": v for k, v in {**SAMPLERS[job.sampler].defaults, **job.options}.items()},
@@ -112,18 +112,22 @@ def log_model(tracker: Tracker, model: str) -> list:
 
 def summarise(tracker: Tracker, parent: str, model: str, rows: list, floors: dict) -> None:
     """The parent run carries the model's leaderboard (leaderboard.csv, and in its description with a link that opens
-    the children sorted best first) and its quality-vs-NFE figure."""
+    the children sorted best first), its best setting per NFE budget (budget.csv, and in the description) and its
+    quality-vs-NFE figure."""
     df = load_rows_of(rows)
     metric = "fid" if "fid" in df and df["fid"].notna().any() else "sw"
     board = tables.leaderboard(df, metric, "FID" if metric == "fid" else "SW2")
     band = {model: floors.get(metric)} if isinstance(floors.get(metric), dict) else {}
+    budget = tables.budget_table(df).droplevel("model").T  # a row per budget
     with tempfile.TemporaryDirectory() as d:
         board.to_csv(Path(d) / "leaderboard.csv")
+        budget.to_csv(Path(d) / "budget.csv")
         figure = plots.quality_vs(df, "nfe", Path(d) / "quality_vs_nfe", band, "NFE")
         link = compare_link(tracker.exp_id, model, metric)
-        tracker.attach(parent, [Path(d) / "leaderboard.csv", *figure],
-                       note=f"**{model}**: [its sampler runs, best first]({link}). Leaderboard (mean ± 95 % interval "
-                            f"over seed sets):\n\n{tables.markdown(board)}\n")
+        tracker.attach(parent, [Path(d) / "leaderboard.csv", Path(d) / "budget.csv", *figure],
+                       note=f"**{model}**: [its sampler runs, best first]({link}).\n\nBest setting per NFE budget:"
+                            f"\n\n{tables.markdown(budget)}\n\nLeaderboard (mean ± 95 % interval over seed sets):"
+                            f"\n\n{tables.markdown(board)}\n")
 
 
 def log_experiments(tracker: Tracker) -> list:
