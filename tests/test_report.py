@@ -72,7 +72,8 @@ def test_cost_table_shows_peak_memory_only_where_it_measures_the_sampler():
                          {"model": "m", "variant": "ode", "steps": float("nan"), "nfe": 65.5,
                           "seconds_per_sample": 0.0117, "peak_memory_mb": 1234.5, "device": "cuda (H100)"}])
     t = cost_table(rows)
-    assert list(t["peak GPU memory (MB)"]) == ["n/a on CPU (no per-sampler measure)", "1234"]
+    assert list(t["peak GPU memory (MB)"]) == ["n/a", "1234"]
+    assert "peak GPU memory (MB)" not in cost_table(rows.iloc[:1])  # a CPU-only table: no column of n/a
     assert list(t["s / sample"]) == ["0.000939", "0.0117"] and list(t["NFE (mean)"]) == ["20", "65.5"]
     assert list(t.index.get_level_values("steps")) == ["10", "adaptive"]
 

@@ -137,6 +137,7 @@ def _parent_summaries(root: Path, db: Path, model: str) -> None:
     folder = root / parent.info.artifact_uri  # stored relative to the workflow's folder
     assert (folder / "quality_vs_nfe.png").stat().st_size > 1000
     assert (folder / "leaderboard.csv").read_text().startswith("sampler,steps,NFE")
+    assert "≤ 10 NFE" in (folder / "budget.csv").read_text() and "Best setting per NFE budget" in note
 
 
 @pytest.mark.slow

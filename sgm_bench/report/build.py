@@ -176,7 +176,9 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     (T / "likelihood.md").write_text("\n".join(parts))
     lt = "\n".join(parts)
     ct = tables.cost_table(rows)
-    tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, peak memory, device")
+    tables.write_table(ct, T / "cost", "Cost per (model, sampler, steps): NFE, seconds per sample, device" + (
+        ", peak GPU memory (n/a: CPU rows)" if "peak GPU memory (MB)" in ct else
+        "; no peak memory: on the CPU the process's resident set measures the whole job, not one sampler"))
     tables.numbers_table(rows).to_csv(T / "samplers_numbers.csv", index=False)
     bt = tables.budget_table(rows)
     budget_caption = ("Best sampler setting per NFE budget (mean NFE at or below it), by mean FID or SW2 ± 95 % t "
@@ -216,6 +218,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         if g["quality_metric"].iloc[0] != "SW2":
             band[model] = (floors.get(g["dataset"].iloc[0]) or {}).get("fid")
     plots.quality_vs(rows, "nfe", F / "quality_vs_nfe", band, "NFE")
+    plots.budget_curves(rows, F / "budget")
     plots.quality_vs(rows, "seconds_per_sample", F / "quality_vs_seconds", band, "seconds per sample", pareto=True)
     plots.bpd_bars(lik, F / "likelihood")
     curves = pd.concat([pd.read_csv(f).assign(model=Path(f).parent.name,

@@ -49,6 +49,14 @@ def marker(sampler: str) -> str:
     return MARKERS[names().index(sampler) % len(MARKERS)] if sampler in names() else "o"
 
 
+def plain_log(axis) -> None:
+    """A log axis ticked at 1, 2 and 5 times powers of ten, labelled as plain numbers (not 2 x 10^2)."""
+    axis.axes.set_yscale("log") if axis is axis.axes.yaxis else axis.axes.set_xscale("log")
+    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def save(fig, stem, formats=("png", "pdf")) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +85,7 @@ def bpd_bars(lik, stem):
                    label="DDPM variational bound" if extra == "vlb_bpd" else "true NLL")
         ax.set_xticks(list(xs), g["model"], rotation=45, ha="right", fontsize=8)
         ax.set(ylabel=label, title=label.split(" (")[0] + " on the test split")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.12), ncol=2, frameon=False)
     fig.suptitle("Test-set likelihood (error bars: standard error over test images or examples)", fontsize=10)
     fig.tight_layout()
     return save(fig, stem)
@@ -129,10 +137,7 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
         ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=" / ".join(metrics))
         q = ok["quality"][ok["quality"] > 0]
         if len(q) and q.max() > 5 * q.min():  # a range wide enough for outliers to squash a linear axis
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            plain_log(ax.yaxis)
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.title.set_fontsize(9)
     for ax in list(axes.flat)[len(models):]:
@@ -141,6 +146,31 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=7, bbox_to_anchor=(0.5, -0.06))
     fig.suptitle("Quality vs " + xlabel + " (mean ± 95 % interval over seed sets; grey: floor; red x: diverged"
                  + ("; black: Pareto front)" if pareto else ")"), fontsize=10)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def budget_curves(rows, stem):
+    """The best quality a model reaches within an NFE budget: for each model the running minimum, over its settings
+    sorted by mean NFE, of the seed-set mean FID (digits) or SW2 (toys); settings with a non-finite seed set never
+    count. One panel per quality measure, log axes: the budget table's question (which sampler at 10 NFE?) as a curve."""
+    ok = rows[~rows["diverged"]].dropna(subset=["quality"])
+    cells = (ok.groupby(["quality_metric", "model", "variant", ok["steps"].fillna(-1)])
+             .agg(nfe=("nfe", "mean"), q=("quality", "mean")).reset_index())
+    bad = rows[rows["diverged"]].groupby(["model", "variant", rows["steps"].fillna(-1)]).size()
+    cells = cells[[k not in bad.index for k in zip(cells["model"], cells["variant"], cells["steps"])]]
+    metrics = list(dict.fromkeys(cells["quality_metric"]))
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(5.2 * max(len(metrics), 1), 3.8), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for model, g in cells[cells["quality_metric"] == metric].groupby("model"):
+            g = g.sort_values("nfe")
+            ax.step(g["nfe"], g["q"].cummin(), where="post", marker="o", ms=3, label=model)
+        ax.set(xscale="log", yscale="log", xlabel="NFE budget (mean NFE of the setting)",
+               ylabel=f"best {metric} within budget", title=metric)
+        plain_log(ax.yaxis)
+        ax.legend(fontsize=7)
+    fig.suptitle("Best quality reachable within an NFE budget (seed-set means; the budget table in tables/budget.md)",
+                 fontsize=10)
     fig.tight_layout()
     return save(fig, stem)
 
@@ -155,8 +185,12 @@ def guidance_scales(df, stem):
     if "floor p05" in df and df["floor p05"].notna().any():
         axes[1].axhspan(df["floor p05"].min(), df["floor p95"].max(), color="0.85", zorder=0)
     axes[0].set(title="Clean-classifier accuracy", ylim=(0, 1.02))
-    axes[1].set(title="Mean per-class FID (grey: floor of real images, 5-95 %)", yscale="log")
-    fig.suptitle("Class-conditional samples per guidance scale w", fontsize=10)
+    axes[1].set(title="Mean per-class FID\n(grey: floor of real images, 5-95 %)")
+    plain_log(axes[1].yaxis)
+    for ax in axes:
+        ax.title.set_fontsize(10)
+    fig.suptitle("Class-conditional samples per guidance scale w", fontsize=11)
+    fig.tight_layout()
     return save(fig, stem)
 
 

@@ -179,13 +179,16 @@ def _steps(s) -> str:
 
 def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     """NFE, seconds per sample, peak memory and device per (model, sampler or variant, steps), formatted for reading;
-    an adaptive solver's steps say so. Peak memory is shown where it measures the sampler (the GPU's peak, reset before
-    each run); on the CPU the process's resident set would measure the whole job, so the cell says so instead."""
+    an adaptive solver's steps say so. Peak memory is a column only where it measures the sampler (the GPU's peak,
+    reset before each run; CPU rows read `n/a`); on the CPU the process's resident set would measure the whole job, so
+    a CPU-only table has no such column and its caption says why."""
     r = rows.assign(steps=rows["steps"].map(lambda s: "adaptive" if s != s or s is None else str(int(s))))
     g = r.groupby(["model", "variant", "steps"], sort=False)
     out = g.agg({"nfe": "mean", "seconds_per_sample": "mean", "peak_memory_mb": "max", "device": "first"})
     cuda = out["device"].astype(str).str.startswith("cuda")
-    out["peak_memory_mb"] = [fmt(m) if c else "n/a on CPU (no per-sampler measure)" for m, c in zip(out["peak_memory_mb"], cuda)]
+    out["peak_memory_mb"] = [fmt(m) if c else "n/a" for m, c in zip(out["peak_memory_mb"], cuda)]
+    if not cuda.any():
+        out = out.drop(columns="peak_memory_mb")
     out["nfe"] = out["nfe"].map(lambda v: fmt(v) if v == v else "")
     out["seconds_per_sample"] = out["seconds_per_sample"].map(lambda v: f"{v:.3g}")
     return out.rename(columns={"nfe": "NFE (mean)", "seconds_per_sample": "s / sample", "peak_memory_mb": "peak GPU memory (MB)"})
