@@ -1,7 +1,7 @@
 # sgm-bench: `snakemake --cores all` (embedded default) or `snakemake --cores all --configfile config/paper.yaml`.
 from snakemake.utils import min_version, validate
 
-from sgm_bench.checks import load_yaml, yaml12_numbers
+from sgm_bench.checks import check_size, load_yaml, yaml12_numbers
 
 min_version("9.0")
 
@@ -15,6 +15,7 @@ if not config:
     config.update(load_yaml(workflow.source_path("config/config.yaml")))
 
 
+check_size(config)  # an alias bomb stops here, before the schema check walks it
 config.update(yaml12_numbers(dict(config)))  # `lr: 1e-3` is a number (Snakemake's YAML 1.1 loader reads a string)
 validate(config, "workflow/schemas/config.schema.yaml")
 

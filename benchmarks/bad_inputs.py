@@ -108,6 +108,14 @@ def main() -> None:
             ("Snakemake: unknown train option", edit("models.vp-mixture2d.train.stepz", value=5)),
             ("Snakemake: unwritable tracking store", edit("mlflow.tracking_uri", value=f"sqlite:///{tmp}/afile/m.db")),
             ("Snakemake: Inception weights are a code-running pickle", lambda c: (c["evaluation"].update(extractor="inception-v3-compat", inception_weights=str(tmp / "evil.pth")), c.update(requires={"files": [str(tmp / "evil.pth")]}))),
+            ("Snakemake: class_conditional on a toy without labels", edit("models.vp-mixture2d.model.class_conditional", value=True)),
+            ("Snakemake: a zero-width network (hidden: 0)", edit("models.vp-mixture2d.model.net.hidden", value=0)),
+            ("Snakemake: lr written 1e-3 (a string to YAML 1.1): accepted", edit("models.vp-mixture2d.train.lr", value="1e-3")),
+            ("Snakemake: a misspelled sampler option (etaa)", edit("sampling.variants.ddim_eta1.options", value={"etaa": 1.0})),
+            ("Snakemake: a variant named with an absolute path", lambda c: c["sampling"]["variants"].update({"/tmp/evil": {"sampler": "ode"}})),
+            ("Snakemake: an experiment named ../../x", lambda c: c.update(experiments={"../../x": {"experiment": "vp_1d"}})),
+            ("Snakemake: a model named ..", lambda c: c["models"].update({"..": c["models"].pop("vp-mixture2d")})),
+            ("Snakemake: a file: tracking URI", edit("mlflow.tracking_uri", value="file:///tmp/mlruns")),
         ]
         for name, cmd in probes:
             before = tree_hashes(tmp)
@@ -117,13 +125,19 @@ def main() -> None:
         for name, f in wf:
             path = snake_cfg(tmp, "".join(c if c.isalnum() else "_" for c in name.split(":")[1].strip())[:20], f)
             before = tree_hashes(tmp)
-            rc, msg = run(snake + ["-n" if "weights" not in name and "store" not in name else "--quiet", "--configfile", str(path)], tmp)
+            onstart = any(w in name for w in ("weights", "store", "URI"))  # the preflight runs only in a real run
+            rc, msg = run(snake + ["--quiet" if onstart else "-n", "--configfile", str(path)], tmp)
             changed = [str(p.relative_to(tmp)) for p, h in before.items() if p.exists() and tree_hashes(tmp).get(p) != h]
             rows.append((name, rc, msg, "none" if not changed else ", ".join(changed)))
         dup = tmp / "dup.yaml"
         dup.write_text((REPO / "config" / "smoke.yaml").read_text().replace("models:\n", "models:\n  vp-mixture2d: {data: mixture2d, model: {family: ve}, train: {}}\n", 1))
         rc, msg = run(snake + ["-n", "--configfile", str(dup)], tmp)
         rows.append(("Snakemake: a model key given twice in the YAML", rc, msg, "none"))
+        bomb = tmp / "bomb.yaml"  # nine levels of nine aliases: 9^9 strings when expanded
+        bomb.write_text((REPO / "config" / "smoke.yaml").read_text() + "\nbomb:\n" + "\n".join(
+            ["  a0: &a0 [lol]"] + [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]) + "\n")
+        rc, msg = run(snake + ["-n", "--configfile", str(bomb)], tmp)
+        rows.append(("Snakemake: a YAML alias bomb", rc, msg, "none"))
         rows.append(("(code-running pickle executed?)", "", "no" if not (tmp / "executed-marker").exists() else "YES", ""))
     lines = ["# Bad-input probes", "", f"`python benchmarks/bad_inputs.py` ({sys.platform}); exit code, the first line the user "
              "sees, and which pre-existing files changed.", "", "| input | exit | what the user sees | files changed |",

@@ -36,14 +36,42 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-def yaml12_numbers(obj):
+def yaml12_numbers(obj, _seen=None):
     """`lr: 1e-3` as the number YAML 1.2 reads: PyYAML (YAML 1.1) reads an exponent without a dot and a signed
-    exponent as a string. Values in that exact form become floats, in mappings and lists at any depth."""
+    exponent as a string. Values in that exact form become floats, in mappings and lists at any depth. A node shared
+    through YAML aliases is converted once and stays shared (an alias bomb costs its size in the file, not 9^9)."""
+    seen = {} if _seen is None else _seen
+    if id(obj) in seen:
+        return seen[id(obj)]
     if isinstance(obj, dict):
-        return {k: yaml12_numbers(v) for k, v in obj.items()}
+        out = seen[id(obj)] = {}
+        out.update({k: yaml12_numbers(v, seen) for k, v in obj.items()})
+        return out
     if isinstance(obj, list):
-        return [yaml12_numbers(v) for v in obj]
+        out = seen[id(obj)] = []
+        out.extend(yaml12_numbers(v, seen) for v in obj)
+        return out
     return float(obj) if isinstance(obj, str) and _EXPONENT.fullmatch(obj) else obj
+
+
+MAX_VALUES = 1_000_000  # values a configuration may expand to through YAML aliases (the largest here: ~3 000)
+
+
+def check_size(cfg, what: str = "the configuration") -> None:
+    """Refuse a configuration whose aliases expand it beyond MAX_VALUES values (a 'billion laughs' file): everything
+    that walks it (the schema check, the plan) would take exponential time and memory."""
+    memo = {}
+
+    def size(v):
+        if id(v) not in memo:
+            children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+            memo[id(v)] = 1 + sum(size(c) for c in children)
+        return memo[id(v)]
+
+    n = size(cfg)
+    if n > MAX_VALUES:
+        raise ConfigError(f"{what} expands to {n:,} values through YAML aliases (at most {MAX_VALUES:,}): an alias "
+                          "repeated inside an alias? write the values out")
 
 
 def load_yaml(path) -> dict:
@@ -58,6 +86,7 @@ def load_yaml(path) -> dict:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a mapping")
+    check_size(cfg, str(path))
     return yaml12_numbers(cfg)
 
 

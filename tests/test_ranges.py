@@ -113,3 +113,15 @@ def test_an_exponent_without_a_dot_is_a_number_as_yaml_1_2_reads_it(tmp_path):
     f.write_text("train: {lr: 1e-3, warmup: 2E+2, name: x1e3}\nsteps: [5e1]\n")
     assert load_yaml(f) == {"train": {"lr": 1e-3, "warmup": 200.0, "name": "x1e3"}, "steps": [50.0]}
     assert TrainConfig.from_dict({"lr": load_yaml(f)["train"]["lr"]}).lr == 1e-3
+
+
+def test_an_alias_bomb_is_read_in_its_own_size(tmp_path):
+    """Nine levels of nine aliases expand to 9^9 strings: refused by their count, found without expanding them."""
+    levels = ["a0: &a0 [x1e3, 1e-3]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    f = tmp_path / "bomb.yaml"
+    f.write_text("\n".join(levels) + "\n")
+    with pytest.raises(ConfigError, match=r"expands to 1,362,025,156 values through YAML aliases \(at most"):
+        load_yaml(f)
+    f.write_text("\n".join(levels[:4]) + "\n")  # 9^3 values: fine, and still shared
+    cfg = load_yaml(f)
+    assert cfg["a3"][0] is cfg["a3"][8] and cfg["a0"] == ["x1e3", 1e-3]
