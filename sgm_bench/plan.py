@@ -219,6 +219,9 @@ def unreadable_checkpoint(path: Path) -> str | None:
     return None
 
 
+DATABASE_STORES = ("postgresql:", "mysql:", "mssql:")  # MLflow's SQLAlchemy stores besides SQLite
+
+
 def tracking_uri(config: dict) -> str:
     """Where the runs go: MLFLOW_TRACKING_URI when set, else the configuration's mlflow.tracking_uri."""
     return os.environ.get("MLFLOW_TRACKING_URI") or config.get("mlflow", {}).get("tracking_uri", "")
@@ -268,8 +271,9 @@ def preflight(config: dict) -> list[str]:
                             "point MLFLOW_TRACKING_URI / mlflow.tracking_uri elsewhere before the compute is spent")
         else:
             problems += _tracking_api_problem(uri)
-    else:
-        problems.append(f"the MLflow tracking URI {uri!r} is neither sqlite:///<file.db> nor http(s)://<server>: set "
+    elif not uri.startswith(DATABASE_STORES):  # a database MLflow reaches through SQLAlchemy takes many writers
+        problems.append(f"the MLflow tracking URI {uri!r} is neither sqlite:///<file.db>, a database "
+                        f"({', '.join(s.rstrip(':') for s in DATABASE_STORES)}) nor http(s)://<server>: set "
                         "mlflow.tracking_uri or MLFLOW_TRACKING_URI to one of those before the compute is spent")
     return problems + _detector_problems(config.get("evaluation", {}))
 
@@ -285,6 +289,8 @@ def _tracking_api_problem(uri: str) -> list[str]:
         with urllib.request.urlopen(url, timeout=10) as r:
             json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
+        if e.code in (401, 403):  # an MLflow server behind authentication: it answers, with credentials
+            return []
         try:
             if "error_code" in json.loads(e.read() or b"{}"):
                 return []

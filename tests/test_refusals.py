@@ -345,6 +345,8 @@ def test_a_tracking_server_that_does_not_answer_is_reported_before_compute(tmp_p
     for uri in ("file:///tmp/mlruns", "results/mlflow.db"):  # no scheme, or one the workflow cannot share
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         assert any(f"tracking URI {uri!r} is neither" in p for p in preflight(cfg))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://u@localhost/mlflow")  # MLflow's database stores pass
+    assert not any("tracking URI" in p for p in preflight(cfg))
 
 
 def _open_store(uri):
