@@ -125,3 +125,25 @@ def test_an_alias_bomb_is_read_in_its_own_size(tmp_path):
     f.write_text("\n".join(levels[:4]) + "\n")  # 9^3 values: fine, and still shared
     cfg = load_yaml(f)
     assert cfg["a3"][0] is cfg["a3"][8] and cfg["a0"] == ["x1e3", 1e-3]
+
+
+@pytest.mark.parametrize("where,name", [("models", ".."), ("models", "a/b"), ("datasets", "../x"), ("datasets", "."),
+                                        ("experiments", "../../x"), ("variants", "/tmp/evil")])
+def test_names_that_could_leave_the_results_folder_are_refused_by_the_schema(where, name):
+    """Model, dataset, experiment and variant names become file names: the schema admits no '.', '..', separator
+    or absolute path (a model named '..' once made Snakemake empty the results folder)."""
+    import jsonschema
+
+    schema = load_yaml(Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml")
+    cfg = copy.deepcopy(SMOKE)
+    jsonschema.validate(cfg, schema)
+    if where == "models":
+        cfg["models"][name] = cfg["models"].pop("vp-mixture2d")
+    elif where == "datasets":
+        cfg["datasets"][name] = cfg["datasets"]["mixture2d"]
+    elif where == "experiments":
+        cfg["experiments"] = {name: {"experiment": "vp_1d"}}
+    else:
+        cfg["sampling"]["variants"][name] = {"sampler": "ode"}
+    with pytest.raises(jsonschema.ValidationError, match="does not match"):
+        jsonschema.validate(cfg, schema)
