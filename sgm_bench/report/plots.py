@@ -50,9 +50,12 @@ def marker(sampler: str) -> str:
 
 
 def plain_log(axis) -> None:
-    """A log axis ticked at 1, 2 and 5 times powers of ten, labelled as plain numbers (not 2 x 10^2)."""
+    """A log axis labelled as plain numbers (not 2 x 10^2), ticked at 1, 2 and 5 times powers of ten where the data
+    span under two decades (else at the powers alone, whose labels would collide); call it after plotting."""
     axis.axes.set_yscale("log") if axis is axis.axes.yaxis else axis.axes.set_xscale("log")
-    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    lo, hi = sorted(axis.get_view_interval())
+    narrow = lo > 0 and hi / lo < 100
+    axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
@@ -134,11 +137,12 @@ def quality_vs(rows, x: str, stem, floors: dict, xlabel: str, pareto: bool = Fal
             ax.axhspan(fl["p05"], fl["p95"], color="0.85", zorder=0, label="floor (5-95 %)")
         for _, d in g[g["diverged"]].groupby(["variant", g["steps"].fillna(-1)]).first().iterrows():
             ax.plot(d[x], 1.0, "x", color="red", transform=ax.get_xaxis_transform(), clip_on=False)
-        ax.set(xscale="log", title=model, xlabel=xlabel, ylabel=" / ".join(metrics))
+        ax.set(title=model, xlabel=xlabel, ylabel=" / ".join(metrics))
+        plain_log(ax.xaxis)  # ticks at 1, 2, 5 x 10^k: a panel within one decade still gets labels
+        ax.tick_params(labelsize=7)
         q = ok["quality"][ok["quality"] > 0]
         if len(q) and q.max() > 5 * q.min():  # a range wide enough for outliers to squash a linear axis
             plain_log(ax.yaxis)
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.title.set_fontsize(9)
     for ax in list(axes.flat)[len(models):]:
         ax.axis("off")
