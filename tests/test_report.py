@@ -204,3 +204,20 @@ def test_budget_table_survives_an_all_diverged_image_model_and_drops_partly_dive
     assert budget_table(partly, budgets=(10,)).loc[("m", "FID"), "≤ 10 NFE"].startswith("b 10 steps")
     gone = pd.DataFrame([row("a", float("nan"), 0, "diverged (4/4 non-finite)")])
     assert budget_table(gone, budgets=(10,)).loc[("m", "FID"), "≤ 10 NFE"] == "nothing fits"
+
+
+def test_long_reasons_are_notes_under_the_table_not_text_in_every_row():
+    from sgm_bench.report.tables import likelihood_table
+
+    rows = pd.DataFrame([{"model": "m", "variant": "ode", "sampler": "ode", "steps": None, "nfe": 50.0, "fid": 20.0,
+                          "seed_set": 0, "status": "ok", "n": 10, "seconds_per_sample": 0.1}])
+    why = "NCSN's network is labelled by a noise-level index"
+    t = leaderboard(rows, "fid", "FID", not_run=[("c2000", "the protocol config runs it")],
+                    not_applicable=[("ode2", why), ("em", why)])
+    assert list(t["FID"])[1:] == ["not run (a)", "not applicable (b)", "not applicable (b)"]
+    assert t.attrs["notes"] == f"(a) the protocol config runs it. (b) {why}."
+    lik = pd.DataFrame([{"model": "m", "dataset": "digits", "bpd": 2.5, "bpd_se": 0.01, "vlb_bpd": 2.9, "status": "ok"},
+                        {"model": "n", "dataset": "digits", "status": "not applicable", "note": why}])
+    lt = likelihood_table(lik)
+    assert lt.loc["n", "ODE bpd"] == "not applicable (a)" and why in lt.attrs["notes"]
+    assert max(len(line) for line in lt.to_markdown().splitlines()) < 120

@@ -161,8 +161,9 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         nr = [(s, w) for m, s, w in not_run if m == model]
         na = [(s, w) for m, s, w in not_applicable if m == model]
         t = tables.leaderboard(g, metric, col, nr, na)
-        tables.write_table(t, T / f"samplers_{stem}", label)
-        sections.append(f"## {label}\n\n{tables.markdown(t)}\n")
+        tables.write_table(t, T / f"samplers_{stem}", tables.with_notes(label, t))
+        sections.append(f"## {label}\n\n{t.attrs['notes']}\n\n{tables.markdown(t)}\n" if t.attrs["notes"] else
+                        f"## {label}\n\n{tables.markdown(t)}\n")
     (T / "samplers.md").write_text("\n".join(sections))
     images = lik["dataset"].isin(rows.loc[rows["quality_metric"] != "SW2", "dataset"].unique())
     parts = []
@@ -171,6 +172,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                           (~images, "Toys: held-out NLL in nats by the ODE (± standard error over examples), beside the true NLL")):
         if mask.any():
             part = tables.likelihood_table(lik[mask])
+            caption = tables.with_notes(caption, part)
             parts.append(f"{caption}\n\n{tables.markdown(part)}\n")
             tables.write_table(part, T / ("likelihood_images" if mask is images else "likelihood_toys"), caption)
     (T / "likelihood.md").write_text("\n".join(parts))

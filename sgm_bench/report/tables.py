@@ -8,6 +8,30 @@ import pandas as pd
 
 from .stats import half_width, tied
 
+class Notes:
+    """Long reasons as notes: the cell reads `not applicable (a)`, the caption says what (a) is, once per reason (a
+    reason in every cell padded each Markdown row of a table to hundreds of characters)."""
+
+    def __init__(self):
+        self.text = {}
+
+    def mark(self, why: str) -> str:
+        key = next((k for k, v in self.text.items() if v == why), None)
+        if key is None:
+            key = chr(ord("a") + len(self.text))
+            self.text[key] = why
+        return f"({key})"
+
+    def caption(self) -> str:
+        return " ".join(f"({k}) {v}." for k, v in self.text.items())
+
+
+def with_notes(caption: str, df: pd.DataFrame) -> str:
+    """A table's caption followed by its notes (`df.attrs['notes']`), if any."""
+    notes = df.attrs.get("notes", "")
+    return f"{caption}. {notes}" if notes else caption
+
+
 def markdown(df: pd.DataFrame) -> str:
     """A table with its index as ordinary columns (no tuple labels)."""
     flat = df.reset_index() if df.index.name or any(df.index.names) else df
@@ -114,9 +138,13 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
                     **({"note": g["note"].dropna().iloc[0]} if "note" in g and g["note"].notna().any() else {}),
                     "_key": g[metric].mean() if metric in g and g[metric].notna().any() else float("inf")})
     out.sort(key=lambda r: r["_key"])
-    out += [{"sampler": s, "steps": "paper protocol", label: f"not run: {why}", "_key": 0} for s, why in not_run]
-    out += [{"sampler": s, "steps": "—", label: f"not applicable: {why}", "_key": 0} for s, why in not_applicable]
-    return pd.DataFrame(out).drop(columns="_key").fillna("").set_index(["sampler", "steps"])
+    notes = Notes()
+    out += [{"sampler": s, "steps": "paper protocol", label: f"not run {notes.mark(why)}", "_key": 0} for s, why in not_run]
+    out += [{"sampler": s, "steps": "—", label: f"not applicable {notes.mark(why)}", "_key": 0}
+            for s, why in not_applicable]
+    t = pd.DataFrame(out).drop(columns="_key").fillna("").set_index(["sampler", "steps"])
+    t.attrs["notes"] = notes.caption()
+    return t
 
 
 def numbers_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -201,17 +229,20 @@ def likelihood_table(lik: pd.DataFrame) -> pd.DataFrame:
             "nll": "ODE NLL (nats)", "nll_se": "± s.e. (examples)", "true_nll": "true NLL (nats)", "nll_nfe": "NFE"}
     present = [c for c in cols if c in lik.columns and lik[c].notna().any()]
     t = lik.set_index("model")[present].map(lambda v: fmt(v) if isinstance(v, float) and v == v else v)
+    notes = Notes()
     if "vlb_bpd" in present:  # DDPM's bound exists for the DDPM chain only
-        t["vlb_bpd"] = [v if isinstance(v, str) else "n/a: DDPM models only" for v in t["vlb_bpd"]]
+        t["vlb_bpd"] = [v if isinstance(v, str) else "n/a" for v in t["vlb_bpd"]]
     if "status" in lik:
         status = lik.set_index("model")["status"].fillna("ok")
         for m in status[status != "ok"].index:
             keep = t.loc[m, "vlb_bpd"] if status[m] == "diverged" and "vlb_bpd" in t else None  # the bound stands
             t.loc[m] = ""
-            t.loc[m, t.columns[0]] = f"{status[m]}: " + str(lik.set_index("model").loc[m, "note"])
+            t.loc[m, t.columns[0]] = f"{status[m]} " + notes.mark(str(lik.set_index("model").loc[m, "note"]))
             if keep is not None:
                 t.loc[m, "vlb_bpd"] = keep
-    return t.rename(columns=cols)
+    t = t.rename(columns=cols)
+    t.attrs["notes"] = notes.caption() + (" VLB n/a: DDPM's bound, DDPM models only." if "vlb_bpd" in present else "")
+    return t
 
 
 METRIC_COLUMNS = ("fid", "is", "nll", "nll_test", "nll_train", "uncond_vp", "uncond_ve", "cond_vp", "cond_ve")
