@@ -198,6 +198,26 @@ def test_a_rerun_reuses_complete_mlflow_runs_and_rewrites_half_written_ones(tmp_
     assert sorted(r.info.run_id for r in runs) == sorted([done, rewritten]) and second.count() == 2
 
 
+def test_a_truncated_statistics_cache_is_computed_again_not_called_code(tmp_path, capsys):
+    """A damaged cache file is a cache: set aside and recomputed with a line (the advice once called it a file that
+    could run code and asked for 'the real file'). The pickle case keeps its refusal (the test above)."""
+    from sgm_bench.metrics.digits_cnn import train_digits_classifier
+    from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics
+
+    d = load_dataset({"name": "digits"}).images
+    w = tmp_path / "cnn.pt"
+    train_digits_classifier(d.to_model(d.train[:300]), d.train_labels[:300], d.to_model(d.test[:50]), d.test_labels[:50],
+                            w, epochs=1)
+    gen, ref = d.to_uint8(d.to_model(d.train[:40])), d.to_uint8(d.to_model(d.test[:60]))
+    cache = tmp_path / "cache"
+    first = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
+    f = next(iter(sorted(cache.glob("*stat-fid*.pt"))))
+    f.write_bytes(f.read_bytes()[:100])  # truncated
+    again = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
+    assert again["fid"] == pytest.approx(first["fid"], rel=1e-6)
+    assert "computed again" in capsys.readouterr().err and f.with_name(f.name + ".unreadable").exists()
+
+
 def test_fid_on_fewer_images_than_feature_dimensions_is_marked_not_comparable(tmp_path):
     from sgm_bench.metrics.digits_cnn import train_digits_classifier
     from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics

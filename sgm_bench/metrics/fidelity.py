@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -198,11 +200,20 @@ _CHECKED: set = set()  # (path, size, mtime) of cache files already verified in 
 
 def check_cache(cache_root) -> None:
     """Every cached statistics file torch-fidelity might load from `cache_root` is plain tensors; each file version is
-    read once per process, not at every metric call."""
+    read once per process, not at every metric call. A file that could run code is refused; one that is merely
+    unreadable (truncated, damaged) is a cache: it is set aside as `<name>.unreadable` and computed again."""
     for f in sorted(Path(cache_root).glob("*.pt")) if cache_root and Path(cache_root).is_dir() else []:
         st = f.stat()
         if (f, st.st_size, st.st_mtime_ns) not in _CHECKED:
-            check_data_file(f, "cached reference statistics")
+            try:
+                check_data_file(f, "cached reference statistics")
+            except DataMissingError as e:
+                if "Weights only load failed" in str(e.__cause__):  # a pickle that would run code: never loaded
+                    raise
+                os.replace(f, f.with_name(f.name + ".unreadable"))
+                print(f"sgm-bench: cached reference statistics {f} are unreadable ({type(e.__cause__).__name__}); "
+                      f"kept as {f.name}.unreadable and computed again", file=sys.stderr)
+                continue
             _CHECKED.add((f, st.st_size, st.st_mtime_ns))
 
 
