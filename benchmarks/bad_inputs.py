@@ -30,6 +30,10 @@ def run(cmd, cwd, env=None) -> tuple[int, str]:
     for i, ln in enumerate(text):  # Snakemake prints the error's name, then the message on the next line
         if ln.startswith(("ConfigError in file", "sgm-bench: cannot start")) and i + 1 < len(text):
             return out.returncode, f"{ln.split(' in file')[0].rstrip(':')}: {text[i + 1].strip()}"[:300]
+        if ln.startswith("WorkflowError in file"):  # the schema's refusal: its ValidationError line says what
+            why = next((x.strip() for x in text[i + 1:i + 8] if "ValidationError" in x or "does not match" in x),
+                       text[i + 1].strip() if i + 1 < len(text) else "")
+            return out.returncode, f"WorkflowError (schema): {why}"[:300]
     lines = [ln for ln in text if "error" in ln.lower() or "cannot" in ln.lower() or "sgm-bench" in ln or "must" in ln]
     return out.returncode, (lines[0] if lines else text[-1] if text else "")[:300]
 
