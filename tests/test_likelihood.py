@@ -117,8 +117,9 @@ def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeyp
     monkeypatch.setattr(model, "score_fn", lambda y=None, continuous=False: (lambda x, t: 1e30 * x ** 3))
     out = bench.evaluate_likelihood(model, data, {"n_examples": 4}, torch.device("cpu"))
     assert out["status"] == "diverged" and "could not be integrated" in out["note"] and "nll" not in out
-    cell = likelihood_table(pd.DataFrame([{"model": "m", **out}])).iloc[0, 0]
-    assert cell.startswith("diverged: the probability-flow ODE could not be integrated")
+    table = likelihood_table(pd.DataFrame([{"model": "m", **out}]))
+    assert table.iloc[0, 0] == "diverged (a)"  # the reason is the table's note (a)
+    assert table.attrs["notes"].startswith("(a) the probability-flow ODE could not be integrated")
 
 
 def test_every_dequantization_repeat_runs_on_the_model_device(monkeypatch):
