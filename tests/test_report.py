@@ -221,3 +221,17 @@ def test_long_reasons_are_notes_under_the_table_not_text_in_every_row():
     lt = likelihood_table(lik)
     assert lt.loc["n", "ODE bpd"] == "not applicable (a)" and why in lt.attrs["notes"]
     assert max(len(line) for line in lt.to_markdown().splitlines()) < 120
+
+
+def test_a_setting_scored_by_two_detectors_is_never_ranked():
+    """FIDs of two detectors are different numbers: such a setting gets no 'vs best' and never wins a budget."""
+    from sgm_bench.report.tables import budget_table, versus_best
+
+    def row(variant, fid, seed, extractor):
+        return {"model": "m", "variant": variant, "steps": 10, "nfe": 10, "fid": fid, "seed_set": seed,
+                "status": "ok", "n": 10, "extractor": extractor}
+    rows = pd.DataFrame([row("a", 30.0, 0, "x"), row("a", 31.0, 1, "x"),
+                         row("b", 1.0, 0, "x"), row("b", 2.0, 0, "y"), row("b", 1.5, 1, "x"), row("b", 2.5, 1, "y")])
+    vs = versus_best(dict(list(rows.groupby(["variant", "steps"]))), "fid")
+    assert vs == {("a", 10): "best"}
+    assert budget_table(rows, budgets=(10,)).loc[("m", "FID"), "≤ 10 NFE"].startswith("a 10 steps")

@@ -74,8 +74,11 @@ def mean_ci(values: pd.Series) -> str:
 
 
 def by_seed_set(g: pd.DataFrame, metric: str) -> pd.Series:
-    """One setting's values of `metric` indexed by seed set (what pairs two settings of a model)."""
-    return g.set_index("seed_set")[metric] if "seed_set" in g else g[metric].reset_index(drop=True)
+    """One setting's values of `metric` indexed by seed set (what pairs two settings of a model); rows of one seed
+    set measured twice (two detectors) are averaged, so that a pairing never multiplies rows."""
+    if "seed_set" not in g:
+        return g[metric].reset_index(drop=True)
+    return g.groupby("seed_set")[metric].mean()
 
 
 def _ok(g: pd.DataFrame) -> bool:
@@ -87,7 +90,8 @@ def versus_best(groups: dict, metric: str) -> dict:
     """For settings {key: rows} of one model: 'best' for the lowest mean among whole settings, 'tied' where the 95 %
     interval of the paired difference to it holds 0, 'worse' where it does not, 'undecided' under two shared seed
     sets; settings with a non-finite seed set or no value get ''."""
-    means = {k: g[metric].mean() for k, g in groups.items() if metric in g and _ok(g) and g[metric].notna().any()}
+    means = {k: g[metric].mean() for k, g in groups.items() if metric in g and _ok(g) and g[metric].notna().any()
+             and ("extractor" not in g or g["extractor"].nunique() <= 1)}  # two detectors' FIDs are not compared
     if not means:
         return {}
     best = min(means, key=means.get)
@@ -185,7 +189,8 @@ def budget_table(rows: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
     for model, g in rows.groupby("model", sort=False):
         metric = "fid" if "fid" in g and (g["fid"].notna().any() or "sw" not in g) else "sw"
         groups = {k: c for k, c in g.groupby(["variant", g["steps"].fillna(-1)], sort=False)
-                  if metric in c and _ok(c) and c[metric].notna().any()}
+                  if metric in c and _ok(c) and c[metric].notna().any()
+                  and ("extractor" not in c or c["extractor"].nunique() <= 1)}  # two detectors' FIDs: not one mean
         row = {"model": model, "metric": "FID" if metric == "fid" else "SW2"}
         for b in budgets:
             fit = sorted((k for k, c in groups.items() if c["nfe"].mean() <= b), key=lambda k: groups[k][metric].mean())

@@ -75,7 +75,11 @@ def edm_heun(score_fn, sde, z, noise, *, steps=18, eps=1e-3, rho=7.0, S_churn=0.
 
 
 def dpm_solver(score_fn, sde, z, noise, *, steps=20, eps=1e-3, sigma_min=None, sigma_max=None, progress=False):
-    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) on a logSNR-uniform grid, lambda = -log sigma; `steps` NFE."""
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) on a logSNR-uniform grid, lambda = -log sigma; `steps` NFE.
+
+    As k-diffusion's `sample_dpmpp_2m` (which it is checked against), not Lu et al.'s own code: the grid runs from
+    sigma_max to sigma_min and its last evaluation jumps from sigma_min to 0 (x = D(x, sigma_min), a denoising step),
+    where Lu et al. solve to t = eps and take the second-order update there."""
     lo, hi = _range(sde, eps, sigma_min, sigma_max)
     sig = model_sigmas(sde, [float(v) for v in np.exp(np.linspace(math.log(hi), math.log(lo), steps))] + [0.0])
     D = denoiser(score_fn, sde)
