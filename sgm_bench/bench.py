@@ -107,6 +107,7 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
     rows, grids = [], {}
     n = int(n or ev["n_samples"])
     for steps in steps_grid:
+        note = samplers.caveat(sampler, model.sde, steps, options)  # the same for every seed set
         for seed in range(int(ev["seed_sets"])):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
@@ -118,7 +119,6 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
             row = {"sampler": sampler, "steps": steps, "seed_set": seed, "n": n, "nfe": r.info["nfe_per_batch"],
                    "seconds": r.seconds, "seconds_per_sample": r.seconds / n, "peak_memory_mb": peak_memory_mb(device),
                    "device": device_name(device), **{f"opt_{k}": v for k, v in options.items()}}
-            note = samplers.caveat(sampler, model.sde, steps, options)
             row.update(sample_quality(data, r.x, ev, cache_root, seed), **({"note": note} if note else {}))
             row.update(started=started, finished=time.time())
             rows.append(row)

@@ -86,12 +86,18 @@ def _ok(g: pd.DataFrame) -> bool:
     return "status" not in g or bool((g["status"].fillna("ok") == "ok").all())
 
 
+def _rankable(g: pd.DataFrame, metric: str) -> bool:
+    """A setting that may be ranked: every seed set finite, a value of `metric`, one FID detector (two detectors'
+    FIDs are different numbers)."""
+    return (metric in g and _ok(g) and bool(g[metric].notna().any())
+            and ("extractor" not in g or g["extractor"].nunique() <= 1))
+
+
 def versus_best(groups: dict, metric: str) -> dict:
     """For settings {key: rows} of one model: 'best' for the lowest mean among whole settings, 'tied' where the 95 %
     interval of the paired difference to it holds 0, 'worse' where it does not, 'undecided' under two shared seed
     sets; settings with a non-finite seed set or no value get ''."""
-    means = {k: g[metric].mean() for k, g in groups.items() if metric in g and _ok(g) and g[metric].notna().any()
-             and ("extractor" not in g or g["extractor"].nunique() <= 1)}  # two detectors' FIDs are not compared
+    means = {k: g[metric].mean() for k, g in groups.items() if _rankable(g, metric)}
     if not means:
         return {}
     best = min(means, key=means.get)
@@ -188,9 +194,7 @@ def budget_table(rows: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
     out = []
     for model, g in rows.groupby("model", sort=False):
         metric = "fid" if "fid" in g and (g["fid"].notna().any() or "sw" not in g) else "sw"
-        groups = {k: c for k, c in g.groupby(["variant", g["steps"].fillna(-1)], sort=False)
-                  if metric in c and _ok(c) and c[metric].notna().any()
-                  and ("extractor" not in c or c["extractor"].nunique() <= 1)}  # two detectors' FIDs: not one mean
+        groups = {k: c for k, c in g.groupby(["variant", g["steps"].fillna(-1)], sort=False) if _rankable(c, metric)}
         row = {"model": model, "metric": "FID" if metric == "fid" else "SW2"}
         for b in budgets:
             fit = sorted((k for k, c in groups.items() if c["nfe"].mean() <= b), key=lambda k: groups[k][metric].mean())
