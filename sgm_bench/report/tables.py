@@ -117,7 +117,7 @@ def floor_text(floor: dict | None) -> str:
 
 
 def _cell(g: pd.DataFrame, metric: str) -> str:
-    """What one (sampler, steps) cell is: mean ± std over seed sets, or diverged / partial with the counts."""
+    """What one (sampler, steps) cell is: mean ± 95 % interval over seed sets, or diverged / partial with the counts."""
     n, bad = int(g["n"].sum()), int(g["n_nonfinite"].fillna(0).sum()) if "n_nonfinite" in g else 0
     status = g["status"].fillna("ok") if "status" in g else pd.Series(["ok"] * len(g))
     if status.str.startswith("diverged").any():
