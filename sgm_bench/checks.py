@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -153,3 +153,37 @@ def check_ranges(values: dict, ranges: dict, what: str, allow: dict | None = Non
             why = ranges[k].why_not(v)
             if why:
                 raise ConfigError(f"{what}: {k} {why}, got {v!r}")
+
+
+def setting(default=MISSING, where: Range | None = None, choices: tuple | None = None, of=None):
+    """One declared setting of a typed settings class: its default (none: required), its Range or its choices, or the
+    settings class a nested mapping becomes (`of`)."""
+    if isinstance(default, (dict, list)) or of is not None:
+        return field(default_factory=default if callable(default) else (lambda: default),
+                     metadata={"range": where, "choices": choices, "of": of})
+    return field(default=default, metadata={"range": where, "choices": choices, "of": of})
+
+
+def parse_settings(cls, given, what: str):
+    """A frozen settings dataclass from a configuration mapping: unknown keys, missing required ones, values out of
+    their declared range or choices each refused with one ConfigError naming the key, the value and what is allowed."""
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{what} must be a mapping, got {given!r}")
+    check_keys(given, [f.name for f in fields(cls)], what)
+    values = {}
+    for f in fields(cls):
+        if f.name not in given:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"{what}.{f.name} is missing: it has no default")
+            continue
+        v, meta = given[f.name], f.metadata
+        if meta.get("of") is not None:
+            v = parse_settings(meta["of"], v, f"{what}.{f.name}")
+        elif meta.get("choices") and v not in meta["choices"]:
+            raise ConfigError(f"{what}.{f.name} is {v!r}: choose one of {', '.join(map(str, meta['choices']))}")
+        elif meta.get("range") is not None and v is not None and (why := meta["range"].why_not(v)):
+            raise ConfigError(f"{what}.{f.name} is {v!r}: it {why}")
+        values[f.name] = v
+    return cls(**values)

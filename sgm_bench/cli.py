@@ -70,7 +70,7 @@ def cmd_sample(args):
             raise ConfigError(f"--grid writes a PNG: give a path ending in .png, not {args.grid}")
         writable(args.grid)
     from . import distributed
-    from .train import pick_device
+    from .runtime import pick_device
 
     pick_device(args.device)
     if args.sampler not in samplers.SAMPLERS:  # a configuration's variant name (ddim_quadratic, pc_ancestral, ...)?
@@ -166,11 +166,13 @@ def cmd_quick(args):
 
 
 def cmd_list(args):
-    from .catalogue import DATASETS, FAMILY_SAMPLERS
+    from .data import IMAGES, TOYS
+    from .models import FAMILIES
+    from .samplers import applicable
 
-    for fam, names in FAMILY_SAMPLERS.items():
-        print(f"{fam:<7} samplers: {', '.join(names)}")
-    print(f"datasets: {', '.join(DATASETS)}")
+    for fam in FAMILIES.names():
+        print(f"{fam:<7} samplers: {', '.join(applicable(fam))}")
+    print(f"datasets: {', '.join(TOYS.names() + IMAGES.names())}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +219,11 @@ def main(argv=None) -> int:
         args.fn(args)
     except SgmBenchError as e:
         print(f"sgm-bench: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only or missing folder: one line saying which file, not a traceback
+        where = f" {e.filename}" if e.filename else ""
+        print(f"sgm-bench: error: cannot access{where}: {e.strerror or e} (free space or choose another folder; "
+              "a training run resumes from its last checkpoint)", file=sys.stderr)
         return 2
     return 0
 

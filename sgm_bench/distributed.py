@@ -115,7 +115,7 @@ def launch(fn, processes: int, *args, device: str = "auto"):
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", run_id=uuid.uuid4().hex, max_restarts=0, monitor_interval=0.1)
     threads = max(torch.get_num_threads() // processes, 1)  # the job's cores, shared
-    log = getattr(sys.stderr, "name", None)  # a workflow job's log (bench.setup_job): the processes write there too
+    log = getattr(sys.stderr, "name", None)  # a workflow job's log (job.setup_job): the processes write there too
     log = log if isinstance(log, str) and os.path.isfile(log) else None
     return elastic_launch(config, _in_group)(fn, device, threads, log, *args)[0]
 

@@ -25,6 +25,9 @@ def _atomic(path, write) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the rest of a lab
         os.replace(tmp, path)
+    except OSError as e:  # a full disk or a read-only folder: say which file (the partial one is removed)
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -124,12 +127,15 @@ def content_digest(value) -> str:
     return h.hexdigest()[:16]
 
 
-def resumable(path, key: str, compute):
+def resumable(path, key: str, compute, fresh: bool = False):
     """compute(), or the value saved at `path` under the same key: a job re-run after a crash (or after a change to
     another of its parts) skips the parts it finished. The key must name everything the value depends on; the saved
-    value carries its own digest, and one that no longer matches it (edited, or damaged) is recomputed, with a line."""
+    value carries its own digest, and one that no longer matches it (edited, or damaged) is recomputed, with a line.
+    `fresh` (Snakemake's --forcerun of the job): never reused."""
     path = Path(path)
-    if path.exists():
+    if fresh and path.exists():
+        print(f"sgm-bench: forced: {path} computed again", file=sys.stderr)
+    elif path.exists():
         try:
             saved = torch.load(path, weights_only=True)
         except Exception as e:  # noqa: BLE001 - an unreadable partial result is recomputed, never trusted

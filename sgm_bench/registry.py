@@ -37,5 +37,9 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def names_in_order(self) -> list[str]:
+        """Every name in registration order (tables keep their columns in it)."""
+        return list(self._items)
+
     def items(self):
         return self._items.items()

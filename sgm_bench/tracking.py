@@ -22,7 +22,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .plan import is_server
+from .layout import is_server
 
 
 def job_key(*parts) -> str:

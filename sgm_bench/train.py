@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import resource
 import shutil
 import sys
 import time
@@ -23,6 +22,7 @@ from .io import save_json, save_torch, save_text
 from .losses import LOSSES, global_batch
 from .models import FAMILIES, ScoreModel
 from .optim import adam
+from .runtime import device_name, peak_memory_mb, pick_device
 
 CKPT_FORMAT = 1
 
@@ -76,33 +76,6 @@ def ema_with_warmup(decay: float):
             torch._foreach_lerp_(ema_params, params, 1 - d)
 
     return update
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' (CUDA when present), 'cpu', 'cuda[:k]'; a GPU asked for and absent is one clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:K' or 'auto'") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use 'cpu' or 'auto'")
-    return device
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory: torch.cuda.max_memory_allocated on GPU, the process's max RSS on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's architecture: recorded with every timing."""
-    import platform
-
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
 
 
 class OwnStream(torch.nn.Module):

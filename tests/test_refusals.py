@@ -16,8 +16,9 @@ from sgm_bench.checks import load_yaml
 from sgm_bench.cli import main
 from sgm_bench.errors import CheckpointError, ConfigError, DataMissingError, NonFiniteLossError
 from sgm_bench.experiment import load_dataset, model_spec
-from sgm_bench.io import save_json
-from sgm_bench.plan import build_plan, preflight
+from sgm_bench.io import content_digest, file_hash, save_json
+from sgm_bench.plan import build_plan
+from sgm_bench.preflight import preflight
 from sgm_bench.train import Trainer, load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,24 +199,80 @@ def test_a_rerun_reuses_complete_mlflow_runs_and_rewrites_half_written_ones(tmp_
     assert sorted(r.info.run_id for r in runs) == sorted([done, rewritten]) and second.count() == 2
 
 
-def test_a_truncated_statistics_cache_is_computed_again_not_called_code(tmp_path, capsys):
-    """A damaged cache file is a cache: set aside and recomputed with a line (the advice once called it a file that
-    could run code and asked for 'the real file'). The pickle case keeps its refusal (the test above)."""
+def _digits_cache(tmp_path):
+    """A one-epoch digits CNN, 40 generated and 60 reference digits, and a statistics cache folder."""
     from sgm_bench.metrics.digits_cnn import train_digits_classifier
-    from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics
 
     d = load_dataset({"name": "digits"}).images
     w = tmp_path / "cnn.pt"
     train_digits_classifier(d.to_model(d.train[:300]), d.train_labels[:300], d.to_model(d.test[:50]), d.test_labels[:50],
                             w, epochs=1)
-    gen, ref = d.to_uint8(d.to_model(d.train[:40])), d.to_uint8(d.to_model(d.test[:60]))
-    cache = tmp_path / "cache"
+    return w, d.to_uint8(d.to_model(d.train[:40])), d.to_uint8(d.to_model(d.test[:60])), tmp_path / "cache"
+
+
+def test_a_truncated_statistics_cache_is_computed_again_not_called_code(tmp_path, capsys):
+    """A damaged cache file is a cache: set aside and recomputed with a line (the advice once called it a file that
+    could run code and asked for 'the real file'). The pickle case keeps its refusal (the test above)."""
+    from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics
+
+    w, gen, ref, cache = _digits_cache(tmp_path)
     first = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
     f = next(iter(sorted(cache.glob("*stat-fid*.pt"))))
     f.write_bytes(f.read_bytes()[:100])  # truncated
     again = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
     assert again["fid"] == pytest.approx(first["fid"], rel=1e-6)
     assert "computed again" in capsys.readouterr().err and f.with_name(f.name + ".unreadable").exists()
+
+
+def test_edited_statistics_are_recomputed_and_forced_statistics_never_read(tmp_path, capsys):
+    """The cache's checksum: well-formed statistics rewritten with other numbers are set aside and recomputed, and
+    `fresh` (--forcerun reference) computes them again whatever is cached."""
+    import numpy as np
+
+    from sgm_bench.metrics.fidelity import DIGITS, fidelity_metrics
+
+    w, gen, ref, cache = _digits_cache(tmp_path)
+    first = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
+    f = next(iter(sorted(cache.glob("*stat-fid*.pt"))))
+    assert f.with_name(f.name + ".sha256").exists()
+    stats = torch.load(f, weights_only=False)
+    stats = {k: (v * 0 if isinstance(v, np.ndarray) else v) for k, v in stats.items()} if isinstance(stats, dict) else stats
+    torch.save(stats, f)  # a well-formed file with false statistics
+    again = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
+    assert again["fid"] == pytest.approx(first["fid"], rel=1e-6)
+    assert "do not match their checksum" in capsys.readouterr().err
+    torch.save(stats, f)  # and again, now with its checksum rewritten too: only a forced run recomputes it
+    f.with_name(f.name + ".sha256").write_text(file_hash(f) + "\n")
+    fooled = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
+    assert fooled["fid"] != pytest.approx(first["fid"], rel=1e-3)  # the forgery is read by a plain call...
+    torch.save(stats, f)
+    f.with_name(f.name + ".sha256").write_text(file_hash(f) + "\n")
+    forced = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10,
+                              fresh=True)
+    assert forced["fid"] == pytest.approx(first["fid"], rel=1e-6) and "forced" in capsys.readouterr().err
+
+
+def test_a_forced_job_never_reuses_its_kept_parts(tmp_path, monkeypatch, capsys):
+    """--forcerun evaluate (the Snakefile exports what it names): the kept evaluation parts are computed again."""
+    from types import SimpleNamespace
+
+    from sgm_bench.io import resumable
+    from sgm_bench.job import FORCED, forced
+
+    job = SimpleNamespace(rule="evaluate", output=["results/x/metrics/m/samplers.json"])
+    for names, expected in [("", False), ("train", False), ("evaluate", True), ("*", True),
+                            ("results/x/metrics/m/samplers.json", True), ("report\nevaluate", True)]:
+        monkeypatch.setenv(FORCED, names)
+        assert forced(job) is expected, names
+    path = tmp_path / "part.pt"
+    resumable(path, "k", lambda: {"sw": 0.42})
+    saved = torch.load(path, weights_only=True)
+    saved["value"]["sw"] = 0.001
+    saved["digest"] = content_digest(saved["value"])
+    torch.save(saved, path)  # a consistent forgery: key and digest match
+    assert resumable(path, "k", lambda: {"sw": 0.42})["sw"] == 0.001  # a plain re-run trusts a consistent part
+    assert resumable(path, "k", lambda: {"sw": 0.42}, fresh=True)["sw"] == 0.42  # a forced one never does
+    assert "forced" in capsys.readouterr().err
 
 
 def test_fid_on_fewer_images_than_feature_dimensions_is_marked_not_comparable(tmp_path):
@@ -295,6 +352,23 @@ def test_cli_train_refuses_a_file_as_run_dir_and_a_misspelled_loss_option(tmp_pa
     assert "n_trian" in capsys.readouterr().err
 
 
+def test_cli_train_on_a_full_disk_says_so_in_one_line_and_keeps_no_partial_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(toy_cfg(steps=20)))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # every atomic write fails as on a full disk
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    errors = [ln for ln in err.splitlines() if ln.startswith("sgm-bench: error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and str(tmp_path / "run") in errors[0], err
+    assert "Traceback" not in err and not list((tmp_path / "run").rglob(".*.tmp"))
+
+
 def test_an_overflowing_learning_rate_stops_with_the_non_finite_message(tmp_path):
     with pytest.raises(NonFiniteLossError):
         train(toy_cfg(steps=30, lr=1e38, grad_clip=1e38), tmp_path / "run")
@@ -315,7 +389,7 @@ def test_a_corrupt_model_file_is_reported_before_any_job_deletes_results(tmp_pat
     m = tmp_path / "work" / "models" / "vp-mixture2d" / "model.pt"
     m.parent.mkdir(parents=True)
     m.write_bytes(b"\x80\x02truncated")
-    problems = preflight(cfg)
+    problems = preflight(build_plan(cfg))
     assert any("vp-mixture2d/model.pt" in p and "corrupt" in p for p in problems)
 
 
@@ -325,9 +399,9 @@ def test_an_unwritable_tracking_store_is_reported_before_compute(tmp_path):
     cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     cfg["work"] = str(tmp_path / "w")
     cfg["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/afile/m.db"
-    assert any("cannot be written" in p for p in preflight(cfg))
+    assert any("cannot be written" in p for p in preflight(build_plan(cfg)))
     cfg["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/fine/m.db"
-    assert not any("cannot be written" in p for p in preflight(cfg))
+    assert not any("cannot be written" in p for p in preflight(build_plan(cfg)))
 
 
 
@@ -338,7 +412,7 @@ def test_a_tracking_server_that_does_not_answer_is_reported_before_compute(tmp_p
     cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     cfg["work"] = str(tmp_path / "w")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing listens
-    assert any("no MLflow server answers at http://127.0.0.1:9" in p for p in preflight(cfg))
+    assert any("no MLflow server answers at http://127.0.0.1:9" in p for p in preflight(build_plan(cfg)))
 
     mlflow_api = [False]
 
@@ -357,16 +431,16 @@ def test_a_tracking_server_that_does_not_answer_is_reported_before_compute(tmp_p
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
     try:
-        assert any("answers its health check but not MLflow's API" in p for p in preflight(cfg))
+        assert any("answers its health check but not MLflow's API" in p for p in preflight(build_plan(cfg)))
         mlflow_api[0] = True
-        assert not any("MLflow" in p for p in preflight(cfg))
+        assert not any("MLflow" in p for p in preflight(build_plan(cfg)))
     finally:
         server.shutdown()
     for uri in ("file:///tmp/mlruns", "results/mlflow.db"):  # no scheme, or one the workflow cannot share
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        assert any(f"tracking URI {uri!r} is neither" in p for p in preflight(cfg))
+        assert any(f"tracking URI {uri!r} is neither" in p for p in preflight(build_plan(cfg)))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://u@localhost/mlflow")  # MLflow's database stores pass
-    assert not any("tracking URI" in p for p in preflight(cfg))
+    assert not any("tracking URI" in p for p in preflight(build_plan(cfg)))
 
 
 def _open_store(uri):

@@ -11,7 +11,8 @@ from snakemake.utils import update_config
 from test_workflow import job_counts, snakemake
 
 from sgm_bench.errors import ConfigError
-from sgm_bench.plan import build_plan, check_paper_cells, preflight
+from sgm_bench.plan import build_plan, check_paper_cells
+from sgm_bench.preflight import preflight
 from sgm_bench.released import checkpoint_file, score_sde_config, score_sde_spec
 from sgm_bench.report.build import paper_tables
 
@@ -31,8 +32,8 @@ def test_released_configuration_plans_every_released_model_from_its_own_config()
     assert len(folders) == 11  # every released score_sde CIFAR-10 folder
     for name, c in plan.released.items():
         fam = score_sde_spec(score_sde_config(c["config"]))["family"] if c["format"] == "score_sde" else "ddpm"
-        assert plan.models[name]["model"]["family"] == fam, name
-    check_paper_cells(cfg, plan, paper_tables())  # every cell names a run of this configuration
+        assert plan.models[name].family == fam, name
+    check_paper_cells(plan, paper_tables())  # every cell names a run of this configuration
     out = snakemake("-n", "-F", "--cores", "1", "--configfile", "config/paper_released.yaml")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     counts = job_counts(out.stdout)
@@ -54,18 +55,19 @@ def test_smoke_overlay_only_swaps_the_weights_and_shortens():
 
 def test_a_checkpoint_entry_must_model_its_datasets_range():
     cfg = {"datasets": {"c": {"name": "synthetic", "size": 16, "channels": 3}},
+           "evaluation": {"n_samples": 4, "seed_sets": 1, "kid_subset_size": 2},
            "models": {"ve": {"data": "c", "checkpoint": {"path": "x.pth", "format": "score_sde",
                                                           "config": str(FIXTURES / "ve_ncsnpp_continuous" / "config.json")}}}}
     with pytest.raises(ConfigError, match=r"range: \[0.0, 1.0\]"):
         build_plan(cfg)
     cfg["datasets"]["c"]["range"] = [0, 1]
-    assert build_plan(cfg).models["ve"]["model"]["family"] == "ve"
+    assert build_plan(cfg).models["ve"].family == "ve"
 
 
 def test_preflight_lists_each_missing_checkpoint_with_where_it_is_published(tmp_path):
     cfg = load("paper_released.yaml")
     cfg["requires"] = {}
-    problems = "\n".join(preflight(cfg))
+    problems = "\n".join(preflight(build_plan(cfg)))
     for name, spec in cfg["models"].items():
         assert f"model {name!r}: missing released checkpoint" in problems
     assert "yang-song/score_sde_pytorch" in problems and "huggingface.co/google/ddpm-cifar10-32" in problems

@@ -10,7 +10,7 @@ from sgm_bench.runtime import keep_freed_memory
 # them. Measured over 8 hash seeds: 250-1 000 page faults with the allocator setting, 47 000-145 000 without.
 FORWARDS = """
 import resource, torch
-from sgm_bench.bench import setup_job
+from sgm_bench.job import setup_job
 from sgm_bench.models import build_model
 setup_job(1)
 unet = {"name": "unet", "ch": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []}  # the default's

@@ -17,7 +17,7 @@ from sgm_bench.guidance import classifier_free
 from sgm_bench.likelihood import dequantized_bpd
 from sgm_bench.metrics.toy import SlicedReference, mmd_rbf
 from sgm_bench.models import FAMILIES, build_sde
-from sgm_bench.plan import build_plan
+from sgm_bench.plan import Evaluation, build_plan
 from sgm_bench.samplers.registry import SAMPLERS, resolved_options
 from sgm_bench.sde import DDPMSchedule
 from sgm_bench.train import Trainer
@@ -67,7 +67,7 @@ def test_default_configuration_never_shows_a_cheaper_setting_under_a_samplers_na
     plan = build_plan(cfg)
     for job in plan.jobs:
         if job.name == job.sampler:  # nothing but the process-dependent paper defaults (pc's Table 5 snr)
-            kind = FAMILIES[plan.models[job.model]["model"]["family"]].sde
+            kind = FAMILIES[plan.models[job.model].family].sde
             assert job.options == resolved_options(job.sampler, {}, kind), (job.model, job.name, job.options)
     assert SAMPLERS["annealed_langevin"].defaults["n_steps_each"] == 100  # NCSN: T = 100
     assert SAMPLERS["corrector_only"].defaults["n_steps_each"] == 2  # score_sde's C2000: 1000 levels x 2
@@ -125,7 +125,7 @@ def test_likelihood_nfe_is_per_solve_not_summed_over_repeats(toy):
 def test_partly_non_finite_batches_are_counted_and_diverged_ones_report_no_quality(toy):
     """Item 7: non-finite samples are counted in the status; beyond 10 % the row is diverged, with no quality."""
     data = load_dataset({"name": "mixture2d", "n_train": 500, "n_test": 500})
-    ev = {"reference_split": "train"}
+    ev = Evaluation(100, 1, 100)
     x = data.toy.sample(100, torch.Generator().manual_seed(0))
     x[:5] = float("nan")
     row = sample_quality(data, x, ev, None, 0)
@@ -140,7 +140,7 @@ def test_partly_non_finite_batches_are_counted_and_diverged_ones_report_no_quali
 def test_toy_floor_is_a_distribution_over_draws():
     """Item 8: the floor is mean and 5-95 % range over repeated exact draws at the evaluated n, not one lucky pair."""
     data = load_dataset({"name": "mixture2d", "n_train": 2000, "n_test": 500})
-    fl = toy_floor(data, 250, {"reference_split": "train", "floor_draws": 12})
+    fl = toy_floor(data, 250, Evaluation(250, 1, 100, floor_draws=12))
     sw = fl["sw"]
     assert sw["draws"] == 12 and sw["p05"] < sw["mean"] < sw["p95"]
     assert "mode_weight_error" in fl and fl["n"] == 250

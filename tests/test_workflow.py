@@ -176,7 +176,8 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     victim = next(j for j in plan.jobs_of("vp-mixture2d") if len(j.steps) > 1)
     hit = lambda r: (r.get("variant", r.get("sampler")), r["steps"]) == (victim.name, victim.steps[0])  # noqa: E731
     (tmp_path / "work" / "smoke" / "evaluations" / "vp-mixture2d" / f"{victim.name}_{victim.steps[0]}.pt").unlink()
-    again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--forcerun", "evaluate", cwd=tmp_path)
+    metrics.unlink()  # a lost result: the next run rebuilds it from the kept settings (a forced run would not reuse them)
+    again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     after = json.loads(metrics.read_text())["rows"]
     assert [r for r in after if not hit(r)] == [r for r in before if not hit(r)]
@@ -185,6 +186,15 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     runs_after = json.loads((res / "mlflow_runs.json").read_text())["runs"]
     changed = [r for r in runs_after if r not in runs_before]
     assert [(r.get("sampler"), r.get("steps")) for r in changed] == [(victim.name, victim.steps[0])], changed
+    # --forcerun evaluate never reuses a kept setting: every row is measured again, to the same values
+    forced = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", "--forcerun", "evaluate", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    timing = ("seconds", "seconds_per_sample", "started", "finished", "peak_memory_mb")
+    rows = json.loads(metrics.read_text())["rows"]
+    assert all(r["started"] > a["finished"] for r, a in zip(rows, after))
+    assert [{k: v for k, v in r.items() if k not in timing} for r in rows] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in after]
+    assert "forced:" in (res / "logs" / "evaluate" / "vp-mixture2d.log").read_text()
     rep = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "--report", "results/smoke/report.html",
                     cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr[-2000:]

@@ -7,7 +7,6 @@ import torch
 from torchvision.utils import make_grid
 
 from .. import samplers
-from ..bench import spread
 from ..data import GaussianMixture
 from ..errors import ConfigError
 from ..experiment import load_dataset
@@ -15,6 +14,7 @@ from ..guidance import (Colorization, Inpainting, classifier_free, classifier_gu
                         train_time_classifier)
 from ..models import build_sde
 from ..report.plots import plt, save
+from ..report.stats import spread
 from .registry import EXPERIMENTS
 
 

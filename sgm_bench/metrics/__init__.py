@@ -1,4 +1,5 @@
 """Metrics: toy-sample metrics here; FID / IS / KID through torch-fidelity in `fidelity`."""
+from .registry import METRICS, metric
 from .toy import mean_log_density, mmd_floor, mmd_rbf, mode_weights, sliced_wasserstein
 
 
@@ -12,4 +13,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["fidelity_metrics", "sliced_wasserstein", "mmd_rbf", "mmd_floor", "mean_log_density", "mode_weights"]
+__all__ = ["METRICS", "metric", "fidelity_metrics", "sliced_wasserstein", "mmd_rbf", "mmd_floor", "mean_log_density", "mode_weights"]

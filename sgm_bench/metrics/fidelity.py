@@ -19,7 +19,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from ..errors import ConfigError, DataMissingError
-from ..io import file_hash
+from ..io import file_hash, save_text
 from .digits_cnn import load_digits_cnn
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -198,23 +198,47 @@ def check_data_file(path, what: str) -> None:
 _CHECKED: set = set()  # (path, size, mtime) of cache files already verified in this process
 
 
+def _set_aside(f: Path, why: str) -> None:
+    os.replace(f, f.with_name(f.name + ".unreadable"))
+    print(f"sgm-bench: cached reference statistics {f} {why}; kept as {f.name}.unreadable and computed again",
+          file=sys.stderr)
+
+
 def check_cache(cache_root) -> None:
-    """Every cached statistics file torch-fidelity might load from `cache_root` is plain tensors; each file version is
-    read once per process, not at every metric call. A file that could run code is refused; one that is merely
-    unreadable (truncated, damaged) is a cache: it is set aside as `<name>.unreadable` and computed again."""
+    """Every cached statistics file torch-fidelity might load from `cache_root` is plain tensors and matches the
+    checksum written beside it when it was made (`<name>.sha256`); each file version is checked once per process. A
+    file that could run code is refused; one that is unreadable or no longer matches its checksum (edited, damaged) is
+    a cache: it is set aside as `<name>.unreadable` and computed again."""
     for f in sorted(Path(cache_root).glob("*.pt")) if cache_root and Path(cache_root).is_dir() else []:
         st = f.stat()
         if (f, st.st_size, st.st_mtime_ns) not in _CHECKED:
+            seal = f.with_name(f.name + ".sha256")
+            if seal.exists() and seal.read_text().strip() != file_hash(f):
+                _set_aside(f, "do not match their checksum (edited or damaged)")
+                continue
             try:
                 check_data_file(f, "cached reference statistics")
             except DataMissingError as e:
                 if "Weights only load failed" in str(e.__cause__):  # a pickle that would run code: never loaded
                     raise
-                os.replace(f, f.with_name(f.name + ".unreadable"))
-                print(f"sgm-bench: cached reference statistics {f} are unreadable ({type(e.__cause__).__name__}); "
-                      f"kept as {f.name}.unreadable and computed again", file=sys.stderr)
+                _set_aside(f, f"are unreadable ({type(e.__cause__).__name__})")
                 continue
             _CHECKED.add((f, st.st_size, st.st_mtime_ns))
+
+
+def seal_cache(cache_root) -> None:
+    """Write the checksum of every cached statistics file that has none yet (what check_cache verifies)."""
+    for f in sorted(Path(cache_root).glob("*.pt")) if Path(cache_root).is_dir() else []:
+        seal = f.with_name(f.name + ".sha256")
+        if not seal.exists():
+            save_text(file_hash(f) + "\n", seal)
+
+
+def forget_cached(cache_root, name: str) -> None:
+    """Remove the cached statistics called `name` (and their checksums): the next call computes them afresh."""
+    for f in Path(cache_root).glob(f"{name}*") if Path(cache_root).is_dir() else []:
+        f.unlink()
+        print(f"sgm-bench: forced: cached statistics {f.name} removed and computed again", file=sys.stderr)
 
 
 def write_untrained_inception(path) -> Path:
@@ -272,8 +296,9 @@ def detector_problems(extractor: str, weights_path=None) -> list[str]:
 
 def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extractor: str, weights_path=None,
                      cache_root, isc: bool = True, fid: bool = True, kid: bool = True, prc: bool = False,
-                     kid_subset_size: int = 1000, device: str = "cpu", seed: int = 0) -> dict:
-    """FID / IS / KID of uint8 images against a reference set, with the bookkeeping every number must carry."""
+                     kid_subset_size: int = 1000, device: str = "cpu", seed: int = 0, fresh: bool = False) -> dict:
+    """FID / IS / KID of uint8 images against a reference set, with the bookkeeping every number must carry; `fresh`:
+    the reference statistics are computed again, never read from the cache (Snakemake's --forcerun)."""
     generated, reference = check_images(generated, "generated images"), check_images(reference, "reference images")
     if kid and kid_subset_size > min(len(generated), len(reference)):
         raise ConfigError(f"KID subset size {kid_subset_size} exceeds the smaller set ({len(generated)} generated, "
@@ -286,6 +311,8 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
     no_is = isc and extractor == INCEPTION_TS  # pool features only: IS is left out, and the record says so
     isc = isc and not no_is
     ref_hash = content_hash(reference, extractor, weights_id)
+    if fresh:
+        forget_cached(cache_root, f"ref-{extractor}-{ref_hash}")
     try:
         out = torch_fidelity.calculate_metrics(
             input1=_Images(generated), input2=_Images(reference), cuda=torch.device(device).type == "cuda",
@@ -297,6 +324,7 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
     except OSError as e:  # download refused: no network and no weights file
         raise DataMissingError(f"could not obtain the {extractor} weights ({e}); download {INCEPTION_FILE} and set "
                                f"evaluation.inception_weights to its path; {OFFLINE}") from e
+    seal_cache(cache_root)
     names = {"frechet_inception_distance": "fid", "inception_score_mean": "is", "inception_score_std": "is_std",
              "kernel_inception_distance_mean": "kid", "kernel_inception_distance_std": "kid_std",
              "precision": "precision", "recall": "recall"}

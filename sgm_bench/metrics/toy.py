@@ -1,7 +1,11 @@
 """Sample metrics for toy data: sliced Wasserstein-2, RBF-MMD (median heuristic) with its floor, log-density, mode weights."""
 from __future__ import annotations
 
+import functools
+
 import torch
+
+from .registry import metric
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_proj: int = 256, seed: int = 0) -> float:
@@ -74,3 +78,36 @@ def finite_only(samples: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Drop non-finite samples, returning (kept, how many were dropped): they are counted, never fed silently."""
     ok = torch.isfinite(samples.flatten(1)).all(1)
     return samples[ok], int((~ok).sum())
+
+
+# The toy metrics of every evaluation row, registered where they are defined (metrics.registry.METRICS)
+@metric("sw", "SW2", ranks=True)
+def sw(data, x: torch.Tensor, ref: torch.Tensor) -> float:
+    """SW2 to the reference split (its sorted projections made once per job)."""
+    return _sliced_reference(ref, ref._version)(x)
+
+
+@functools.lru_cache(maxsize=2)
+def _sliced_reference(ref: torch.Tensor, version: int) -> SlicedReference:
+    """The reference split's sorted projections, made once per job (keyed by the tensor and its in-place version)."""
+    return SlicedReference(ref)
+
+
+@metric("mmd", "MMD", floor=False)
+def mmd(data, x: torch.Tensor, ref: torch.Tensor) -> float:
+    """Unbiased RBF-MMD^2 to as many reference points."""
+    return mmd_rbf(x, ref[: len(x)])
+
+
+@metric("mean_log_density", "mean log-density", higher_is_better=True)
+def log_density(data, x: torch.Tensor, ref: torch.Tensor) -> float | None:
+    """The toy's exact mean log-density of the samples (toys with a density)."""
+    return mean_log_density(data.toy, x) if getattr(data.toy, "has_density", False) else None
+
+
+@metric("mode_weight_error", "mode-weight error", column=True)
+def mode_weight_error(data, x: torch.Tensor, ref: torch.Tensor) -> float | None:
+    """The largest gap between a mode's share of the samples and its weight (mixtures)."""
+    if not hasattr(data.toy, "mode_weights"):
+        return None
+    return float((data.toy.mode_weights(x) - data.toy.weights).abs().max())

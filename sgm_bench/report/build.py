@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from ..metrics.registry import METRICS, ranked_by, ranking_metric  # noqa: E402
 from . import plots, tables  # noqa: E402
 
 
@@ -40,10 +41,10 @@ def load_rows_of(rows: list) -> pd.DataFrame:
     """Metric rows as a frame with `diverged`, `quality` (FID or SW2) and `quality_metric` (which, and its detector)."""
     df = pd.DataFrame(rows)
     df["diverged"] = df["status"].fillna("ok").str.startswith("diverged") if "status" in df else False
-    df["quality"] = df["fid"] if "fid" in df else None
-    if "sw" in df:
-        df["quality"] = df["quality"].fillna(df["sw"]) if "fid" in df else df["sw"]
-    df["quality_metric"] = ["FID (" + str(e) + ")" if pd.notna(e) else "SW2" for e in df.get("extractor", [None] * len(df))]
+    ranking = [n for n, m in METRICS.items() if m.ranks and n in df]  # FID (images), SW2 (toys)
+    df["quality"] = df[ranking].bfill(axis=1).iloc[:, 0] if ranking else None
+    toy, image = (METRICS[ranking_metric(k)].label for k in ("toy", "image"))
+    df["quality_metric"] = [f"{image} ({e})" if pd.notna(e) else toy for e in df.get("extractor", [None] * len(df))]
     return df
 
 
@@ -64,7 +65,7 @@ def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
     95 % interval over seed sets) or, for bpd / nll / vlb_bpd, by its likelihood (± standard error over images)."""
     out, datasets = {}, {}
     for c in cells:
-        metric = c.get("metric", "fid")
+        metric = c.get("metric", ranking_metric("image"))
         if metric in LIKELIHOOD_METRICS:
             hit = lik[lik["model"] == c["model"]] if "model" in lik else lik.iloc[:0]
             if not len(hit):
@@ -134,10 +135,10 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
     sections = []
     detectors = detector_of(rows)
     for (model, detector), g in rows.groupby(["model", detectors], sort=False):
-        metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
+        metric = ranked_by(g)
         # FIDs of two detectors are different numbers: one table per detector, never averaged into one cell
         stem = model if detectors[rows["model"] == model].nunique() == 1 else f"{model}_{detector}"
-        if metric == "fid":
+        if METRICS[metric].kind == "image":
             fl = floors.get(g["dataset"].iloc[0]) or {}
             fl = fl if fl.get("extractor", detector) == detector else {}  # a floor from another detector is no floor
             floor = (f"; floor ({fl.get('held_out', 'held-out images')} vs the {fl.get('reference_split', '')} split, "
@@ -146,13 +147,11 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
             domain = "" if inception else " (not Inception)"
             label = (f"{model}: FID on {detector} features{domain} against the "
                      f"{g['reference_split'].iloc[0]} split{floor}")
-            col = "FID"
         else:
             fl = toy_floors.get(model) or {}
             floor = (f"; floor (exact samples, n = {fl['n']}): SW2 {tables.floor_text(fl.get('sw'))}, mode-weight error "
                      f"{tables.floor_text(fl.get('mode_weight_error'))}") if fl else ""
             label = f"{model}: sliced Wasserstein-2 to the {g['reference_split'].iloc[0]} split{floor}"
-            col = "SW2"
         label += (" (mean ± 95 % t interval over seed sets; `vs best`: the 95 % interval of the paired difference "
                   "to the best over shared seed sets holds 0 (tied) or not (worse))")
         if "note" in g and g["note"].notna().any():
@@ -160,12 +159,12 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
             label += "; " + CAVEATS
         nr = [(s, w) for m, s, w in not_run if m == model]
         na = [(s, w) for m, s, w in not_applicable if m == model]
-        t = tables.leaderboard(g, metric, col, nr, na)
+        t = tables.leaderboard(g, metric, METRICS[metric].label, nr, na)
         tables.write_table(t, T / f"samplers_{stem}", tables.with_notes(label, t))
         sections.append(f"## {label}\n\n{t.attrs['notes']}\n\n{tables.markdown(t)}\n" if t.attrs["notes"] else
                         f"## {label}\n\n{tables.markdown(t)}\n")
     (T / "samplers.md").write_text("\n".join(sections))
-    images = lik["dataset"].isin(rows.loc[rows["quality_metric"] != "SW2", "dataset"].unique())
+    images = lik["dataset"].isin(rows.loc[rows["quality_metric"] != METRICS[ranking_metric("toy")].label, "dataset"].unique())
     parts = []
     for mask, caption in ((images, "Images: test-set ODE bits/dim (uniform dequantization; ± standard error over images); DDPM's "
                                    "VLB is an upper bound on discrete data, kept apart"),
@@ -215,10 +214,10 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                            "Guidance scale w: clean-classifier accuracy and mean per-class FID of class-conditional samples")
         plots.guidance_scales(guided, F / "guidance")
     (results / "summary.md").write_text("\n".join(md))
-    band = {m: (f or {}).get("sw") for m, f in toy_floors.items()}
+    band = {m: (f or {}).get(ranking_metric("toy")) for m, f in toy_floors.items()}
     for model, g in rows.groupby("model"):
-        if g["quality_metric"].iloc[0] != "SW2":
-            band[model] = (floors.get(g["dataset"].iloc[0]) or {}).get("fid")
+        if g["quality_metric"].iloc[0] != METRICS[ranking_metric("toy")].label:
+            band[model] = (floors.get(g["dataset"].iloc[0]) or {}).get(ranking_metric("image"))
     plots.quality_vs(rows, "nfe", F / "quality_vs_nfe", band, "NFE")
     plots.budget_curves(rows, F / "budget")
     plots.quality_vs(rows, "seconds_per_sample", F / "quality_vs_seconds", band, "seconds per sample", pareto=True)

@@ -12,7 +12,6 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from ..samplers import names  # noqa: E402
 from .stats import half_width  # noqa: E402
 
 
@@ -21,6 +20,8 @@ def palette() -> dict:
     """One colour per sampler, the same in every figure: tab10's ten distinct hues, then tab20's light shades (tab20
     in order puts each dark shade beside its own light one, which a reader cannot tell apart)."""
     import seaborn as sns
+
+    from ..samplers import names  # every registered sampler, in name order
 
     tab20 = sns.color_palette("tab20", 20)
     return dict(zip(names(), tab20[0::2] + tab20[1::2]))
@@ -46,7 +47,8 @@ def variant_styles(rows) -> dict:
 
 def marker(sampler: str) -> str:
     """One marker per sampler, so that colours are not the only cue (print, colour-blind readers)."""
-    return MARKERS[names().index(sampler) % len(MARKERS)] if sampler in names() else "o"
+    order = list(palette())  # the samplers in name order
+    return MARKERS[order.index(sampler) % len(MARKERS)] if sampler in order else "o"
 
 
 def plain_log(axis) -> None:

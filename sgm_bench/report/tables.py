@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..metrics.registry import METRICS, ranked_by
 from .stats import half_width, tied
 
 class Notes:
@@ -143,8 +144,8 @@ def leaderboard(rows: pd.DataFrame, metric: str, label: str, not_run=(), not_app
         out.append({"sampler": variant, "steps": "adaptive" if steps == -1 else str(int(steps)),
                     "NFE": mean_ci(g["nfe"]), label: _cell(g, metric), "vs best": vs.get((variant, steps), ""),
                     "s / sample": fmt(g["seconds_per_sample"].mean()),
-                    **({"mode-weight error": mean_ci(g["mode_weight_error"])} if "mode_weight_error" in g
-                       and g["mode_weight_error"].notna().any() else {}),
+                    **{m.label: mean_ci(g[n]) for n, m in METRICS.items()  # beside the ranking one (toys: modes)
+                       if m.column and n in g and g[n].notna().any()},
                     **({"note": g["note"].dropna().iloc[0]} if "note" in g and g["note"].notna().any() else {}),
                     "_key": g[metric].mean() if metric in g and g[metric].notna().any() else float("inf")})
     out.sort(key=lambda r: r["_key"])
@@ -161,12 +162,11 @@ def numbers_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Every (model, variant, steps) cell as numbers for analysis (the leaderboards' cells are text): seed-set count,
     mean, std (ddof 1) and the 95 % t interval [lower, upper] of the mean of each quality and cost measure, the
     status of its worst seed set, and (by the model's quality metric) whether it is tied with the model's best."""
-    measures = [m for m in ("fid", "kid", "is", "sw", "mmd", "mode_weight_error", "nfe", "seconds_per_sample")
-                if m in rows and rows[m].notna().any()]
+    measures = [m for m in [*METRICS.names_in_order(), "nfe", "seconds_per_sample"] if m in rows and rows[m].notna().any()]
     out = []
     vs = {}
     for model, g in rows.groupby("model", sort=False):
-        metric = "fid" if "fid" in g and g["fid"].notna().any() else "sw"
+        metric = ranked_by(g)
         vs.update({(model, *k): v for k, v in
                    versus_best(dict(list(g.groupby(["variant", g["steps"].fillna(-1)], sort=False))), metric).items()})
     for (model, variant, steps), g in rows.groupby(["model", "variant", rows["steps"].fillna(-1)], sort=False):
@@ -193,9 +193,9 @@ def budget_table(rows: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
     competes; a budget nothing fits says so."""
     out = []
     for model, g in rows.groupby("model", sort=False):
-        metric = "fid" if "fid" in g and (g["fid"].notna().any() or "sw" not in g) else "sw"
+        metric = ranked_by(g)
         groups = {k: c for k, c in g.groupby(["variant", g["steps"].fillna(-1)], sort=False) if _rankable(c, metric)}
-        row = {"model": model, "metric": "FID" if metric == "fid" else "SW2"}
+        row = {"model": model, "metric": METRICS[metric].label}
         for b in budgets:
             fit = sorted((k for k, c in groups.items() if c["nfe"].mean() <= b), key=lambda k: groups[k][metric].mean())
             if not fit:

@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 
 from ..chain import make_chain
 from ..errors import ConfigError
-from .base import vec
+from .base import sampler, vec
 
 
 def posterior_mean(x0, x, a, a_prev):
@@ -48,6 +48,7 @@ def _ddpm_step(chain, k, score_fn, x, variance, clip=False):
 _STEPS = {"ve": _smld_step, "vp": _ddpm_step}
 
 
+@sampler("ancestral", ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}, walks_chain=True)
 def ancestral(score_fn, sde, z, noise, *, steps=None, eps=1e-3, variance="beta", respace="respace", skip="linspace",
               clip_denoised=False, progress=False):
     """Ancestral sampling of the model's own chain (SMLD for VE, DDPM for VP), noise-free last step; fewer steps walk
@@ -72,6 +73,7 @@ def ddim_times(sde, chain, eps: float) -> torch.Tensor:
     return t.clamp(min=eps).to(chain.t)
 
 
+@sampler("ddim", ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False)
 def ddim(score_fn, sde, z, noise, *, steps=50, eps=1e-3, eta=0.0, skip="uniform", clip_denoised=False,
          progress=False):
     """x_prev = sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps_hat + sigma z (DDIM eq. 12), sigma by eta (eq. 16).

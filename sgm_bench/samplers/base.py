@@ -1,12 +1,51 @@
-"""What every sampler shares: per-sample noise streams, NFE counting, the result record, the timer."""
+"""What every sampler shares: its registration (SAMPLERS, at the definition), per-sample noise streams, NFE counting,
+the result record, the timer."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
+
+from ..registry import Registry
+
+DIFFUSION = ("ncsn", "ddpm", "ve", "vp", "subvp")
+CONTINUOUS_TIME = ("ddpm", "ve", "vp", "subvp")  # NCSN's index-labelled network has no score between its levels
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler function, the families it applies to, its paper defaults, and whether `denoise` makes sense."""
+
+    fn: Callable
+    families: tuple[str, ...]
+    defaults: dict = field(default_factory=dict)
+    denoise: bool = True
+    walks_chain: bool = False  # uses the N-step discrete chain (VP: needs N > beta_max)
+    continuous_time: bool = False  # integrates in continuous t: a discrete DDPM is asked at t (N - 1), not its step
+
+    @property
+    def kinds(self) -> set:
+        from ..models import FAMILIES
+
+        return {FAMILIES[f].sde for f in self.families}
+
+
+SAMPLERS = Registry("sampler")
+
+
+def sampler(name: str, families: tuple, defaults: dict | None = None, **flags) -> Callable:
+    """Register the decorated `fn(score_fn, sde, z, noise, *, steps, eps, ..., progress)` as sampler `name` for these
+    model families, with its paper defaults (SamplerSpec's flags: denoise, walks_chain, continuous_time)."""
+
+    def deco(fn: Callable) -> Callable:
+        SAMPLERS.add(name, SamplerSpec(fn, tuple(families), dict(defaults or {}), **flags))
+        return fn
+
+    return deco
 
 
 class NoiseSource:

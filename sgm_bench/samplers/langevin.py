@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 
 from ..chain import make_chain
 from ..errors import ConfigError
-from .base import vec
+from .base import sampler, vec
 
 
 def _init(z, noise, init: str, init_range: float, scale: float):
@@ -15,6 +15,7 @@ def _init(z, noise, init: str, init_range: float, scale: float):
     return (noise.rand() * 2 - 1) * init_range if init == "uniform" else z * scale
 
 
+@sampler("langevin", ("score",), denoise=False)
 def langevin(score_fn, sde, z, noise, *, steps=1000, eps=None, step_size=0.1, init="uniform", init_range=8.0,
              progress=False):
     """x_{k+1} = x_k + eps s(x_k) + sqrt(2 eps) z_k (unadjusted Langevin; the course's form)."""
@@ -24,6 +25,7 @@ def langevin(score_fn, sde, z, noise, *, steps=1000, eps=None, step_size=0.1, in
     return x
 
 
+@sampler("annealed_langevin", ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5})
 def annealed_langevin(score_fn, sde, z, noise, *, steps=None, eps=1e-5, n_steps_each=100, step_lr=2e-5,
                       init="uniform", init_range=1.0, respace="respace", skip="linspace", progress=False):
     """For sigma_1 > ... > sigma_L: alpha_i = step_lr sigma_i^2 / sigma_L^2; T times x += alpha_i s + sqrt(2 alpha_i) z.

@@ -6,7 +6,7 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import vec
+from .base import CONTINUOUS_TIME, sampler, vec
 
 ODE_SOLVERS = Registry("ODE solver")
 
@@ -105,6 +105,7 @@ def ode_flow(score_fn, sde, x, t0: float, t1: float, method: str = "rk45", **opt
     return ODE_SOLVERS[method](pf_drift(score_fn, sde), x, t0, t1, **opts)
 
 
+@sampler("ode", CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}, continuous_time=True)
 def ode(score_fn, sde, z, noise, *, steps=None, eps=1e-3, method="rk45", rtol=1e-5, atol=1e-5, progress=False):
     """Probability-flow ODE sampling from the prior at T down to eps."""
     if method in ("euler", "heun") and steps is None:

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from ..sde import bcast
 from .ancestral import _STEPS
-from .base import vec
+from .base import CONTINUOUS_TIME, DIFFUSION, sampler, vec
 
 PREDICTORS = Registry("predictor")
 
@@ -98,6 +98,25 @@ def langevin_corrector(chain, k, score_fn, x, t, noise, snr: float, n_steps: int
     return x, mean
 
 
+def predictor_only(predictor: str, respace_default: str = "respace"):
+    """A sampler running one predictor alone (score_sde's P1000 rows); Euler-Maruyama walks the bare time grid."""
+
+    def sampler(score_fn, sde, z, noise, *, steps=None, eps=1e-3, respace=respace_default, skip="linspace",
+                constraint=None, progress=False):
+        return pc(score_fn, sde, z, noise, steps=steps, eps=eps, predictor=predictor, corrector="none",
+                  respace=respace, skip=skip, constraint=constraint, progress=progress)
+
+    sampler.__doc__ = f"Predictor-only sampling with {predictor}: {PREDICTORS[predictor].__doc__}"
+    return sampler
+
+
+# score_sde's predictor-only rows (P1000): Euler-Maruyama on the bare time grid, reverse diffusion on the chain
+euler_maruyama = sampler("euler_maruyama", CONTINUOUS_TIME, continuous_time=True)(
+    predictor_only("euler_maruyama", "grid"))
+reverse_diffusion = sampler("reverse_diffusion", DIFFUSION, walks_chain=True)(predictor_only("reverse_diffusion"))
+
+
+@sampler("pc", DIFFUSION, {"predictor": "reverse_diffusion", "n_steps_each": 1}, walks_chain=True)
 def pc(score_fn, sde, z, noise, *, steps=None, eps=1e-3, predictor="reverse_diffusion", corrector="langevin",
        snr=None, n_steps_each=1, norm="batch", respace="respace", skip="linspace", constraint=None, progress=False):
     """Alg. 1: for t_N > ... > t_1: corrector steps, then one predictor step; the last predictor mean is returned.
@@ -123,18 +142,7 @@ def pc(score_fn, sde, z, noise, *, steps=None, eps=1e-3, predictor="reverse_diff
     return mean if constraint is None else constraint.finish(mean)
 
 
-def predictor_only(predictor: str, respace_default: str = "respace"):
-    """A sampler running one predictor alone (score_sde's P1000 rows); Euler-Maruyama walks the bare time grid."""
-
-    def sampler(score_fn, sde, z, noise, *, steps=None, eps=1e-3, respace=respace_default, skip="linspace",
-                constraint=None, progress=False):
-        return pc(score_fn, sde, z, noise, steps=steps, eps=eps, predictor=predictor, corrector="none",
-                  respace=respace, skip=skip, constraint=constraint, progress=progress)
-
-    sampler.__doc__ = f"Predictor-only sampling with {predictor}: {PREDICTORS[predictor].__doc__}"
-    return sampler
-
-
+@sampler("corrector_only", DIFFUSION, {"n_steps_each": 2}, walks_chain=True)
 def corrector_only(score_fn, sde, z, noise, *, steps=None, eps=1e-3, snr=None, n_steps_each=2, norm="batch",
                    respace="respace", skip="linspace", progress=False):
     """C2000: Langevin corrector steps only at each noise level; snr defaults to Table 5's best (VE 0.22, VP 0.27)."""

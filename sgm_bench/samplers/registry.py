@@ -1,9 +1,8 @@
-"""The sampler table: names, the model families each fits, paper defaults, and the one `sample` entry point."""
+"""Asking the samplers (registered where they are defined, samplers.base.SAMPLERS): which fit a family and why not,
+their options checked, and the one `sample` entry point."""
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -11,16 +10,8 @@ from .. import distributed
 from ..checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_numbers, check_ranges
 from ..errors import ConfigError
 from ..models import FAMILIES
-from ..registry import Registry
-from .ancestral import ancestral, ddim
-from .base import CountingScore, NoiseSource, SampleResult, Timer
-from .langevin import annealed_langevin, langevin
-from .ode import ode
-from .pc import best_snr, corrector_only, pc, predictor_only, reverse_diffusion_denoise
-from .sigma import dpm_solver, edm_heun
-
-DIFFUSION = ("ncsn", "ddpm", "ve", "vp", "subvp")
-CONTINUOUS_TIME = ("ddpm", "ve", "vp", "subvp")  # NCSN's index-labelled network has no score between its levels
+from .base import SAMPLERS, CountingScore, NoiseSource, SampleResult, SamplerSpec, Timer
+from .pc import best_snr, reverse_diffusion_denoise
 
 # Why a sampler does not fit a family, where the reason is more than "a different process"
 NOT_APPLICABLE = {
@@ -31,42 +22,6 @@ NOT_APPLICABLE = {
     "ODE solver would integrate a piecewise-constant score (more steps converge to a different distribution); "
     "edm_heun integrates the probability-flow ODE between the model's own levels (EDM's round_sigma)",
 }
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    """A sampler function, the families it applies to, its paper defaults, and whether `denoise` makes sense."""
-
-    fn: Callable
-    families: tuple[str, ...]
-    defaults: dict = field(default_factory=dict)
-    denoise: bool = True
-    walks_chain: bool = False  # uses the N-step discrete chain (VP: needs N > beta_max)
-    continuous_time: bool = False  # integrates in continuous t: a discrete DDPM is asked at t (N - 1), not its step
-
-    @property
-    def kinds(self) -> set:
-        return {FAMILIES[f].sde for f in self.families}
-
-
-SAMPLERS = Registry("sampler")
-for name, spec in {
-    "langevin": SamplerSpec(langevin, ("score",), denoise=False),
-    "annealed_langevin": SamplerSpec(annealed_langevin, ("ncsn", "ve"), {"n_steps_each": 100, "step_lr": 2e-5}),
-    "ancestral": SamplerSpec(ancestral, ("ncsn", "ddpm", "ve", "vp"), {"variance": "beta"}, walks_chain=True),
-    "ddim": SamplerSpec(ddim, ("ddpm", "vp"), {"eta": 0.0, "skip": "uniform"}, denoise=False),
-    "euler_maruyama": SamplerSpec(predictor_only("euler_maruyama", "grid"), CONTINUOUS_TIME, continuous_time=True),
-    "reverse_diffusion": SamplerSpec(predictor_only("reverse_diffusion"), DIFFUSION, walks_chain=True),
-    "pc": SamplerSpec(pc, DIFFUSION, {"predictor": "reverse_diffusion", "n_steps_each": 1},
-                      walks_chain=True),
-    "corrector_only": SamplerSpec(corrector_only, DIFFUSION, {"n_steps_each": 2}, walks_chain=True),
-    "ode": SamplerSpec(ode, CONTINUOUS_TIME, {"method": "rk45", "rtol": 1e-5, "atol": 1e-5}, continuous_time=True),
-    "edm_heun": SamplerSpec(edm_heun, ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False),
-    "dpm_solver": SamplerSpec(dpm_solver, ("ddpm", "vp"), denoise=False),
-}.items():
-    SAMPLERS.add(name, spec)
-
-DEFAULT_STEPS = {"edm_heun": 18, "dpm_solver": 20, "ddim": 50, "langevin": 1000}
 SAMPLING_EPS = {"ve": 1e-5, "vp": 1e-3, "subvp": 1e-3}
 
 
@@ -173,7 +128,7 @@ def sample(name: str, score_fn, sde, shape, *, steps: int | None = None, seed: i
     if steps is not None and steps <= 0:
         raise ConfigError(f"steps must be positive, got {steps}")
     eps = SAMPLING_EPS.get(getattr(sde, "kind", None), 1e-3) if eps is None else eps
-    steps = DEFAULT_STEPS.get(name) if steps is None else steps
+    steps = inspect.signature(spec.fn).parameters["steps"].default if steps is None else steps  # its paper's count
     counted = CountingScore(score_fn)
     noise = NoiseSource(seed, range(first_index, first_index + shape[0]), shape[1:], device)
     with torch.no_grad(), Timer(device) as timer:

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..sde import bcast
-from .base import vec
+from .base import sampler, vec
 
 
 def denoiser(score_fn, sde):
@@ -53,6 +53,7 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     return [float(v) for v in s] + [0.0]
 
 
+@sampler("edm_heun", ("ncsn", "ddpm", "ve", "vp"), {"rho": 7.0, "S_churn": 0.0}, denoise=False)
 def edm_heun(score_fn, sde, z, noise, *, steps=18, eps=1e-3, rho=7.0, S_churn=0.0, S_tmin=0.0, S_tmax=math.inf,
              S_noise=1.0, sigma_min=None, sigma_max=None, progress=False):
     """Karras et al. Alg. 2: 2nd-order Heun on dx/dsigma = (x - D(x; sigma)) / sigma, optional churn; 2 steps - 1 NFE."""
@@ -74,6 +75,7 @@ def edm_heun(score_fn, sde, z, noise, *, steps=18, eps=1e-3, rho=7.0, S_churn=0.
     return x
 
 
+@sampler("dpm_solver", ("ddpm", "vp"), denoise=False)
 def dpm_solver(score_fn, sde, z, noise, *, steps=20, eps=1e-3, sigma_min=None, sigma_max=None, progress=False):
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) on a logSNR-uniform grid, lambda = -log sigma; `steps` NFE.
 

@@ -1,30 +1,27 @@
+import os
 import re
 from importlib import resources
 
 from sgm_bench.checks import load_yaml
 from sgm_bench.io import file_hash, set_aside_unreadable
-
-from sgm_bench.plan import build_plan, check_experiments, check_paper_cells, is_server, preflight, tracking_uri
+from sgm_bench.job import FORCED
+from sgm_bench.plan import build_plan, check_experiments, check_paper_cells
+from sgm_bench.preflight import preflight
 from sgm_bench.samplers import SAMPLERS
 
-PLAN = build_plan(config)  # configuration errors stop here, at DAG construction, with one message
-check_experiments(config)
-R, W = config["results"], config["work"]
+PLAN = build_plan(config)  # the typed plan: configuration errors stop here, at DAG construction, with one message
+check_experiments(PLAN)
+L = PLAN.layout  # every path below is built by it (none leaves the results or work folder)
 if not workflow.dryrun:  # a damaged result is rebuilt by its job, not read by the report and MLflow as if whole
-    set_aside_unreadable(R)
+    set_aside_unreadable(L.results)
 MODELS = list(PLAN.models)
 RELEASED = list(PLAN.released)  # evaluated from released weights: imported, not trained
 BENCHMARKED = PLAN.benchmarked  # models with sampler and likelihood jobs
-GPU = 1 if str(config.get("device", "cpu")).startswith("cuda") else 0
-THREADS = config.get("threads_per_job", 1)
+GPU = PLAN.gpus_per_job
+THREADS = PLAN.threads_per_job
 # a tracking server takes concurrent writers: one track_model job per model; a local store (SQLite) takes one writer
 # at a time, so one track job writes every model (saves a process start per model)
-PER_MODEL_TRACKING = is_server(tracking_uri(config))
-
-
-def processes(model):
-    """train.processes: a model trained on K data-parallel processes asks for K GPUs (and K times the threads)."""
-    return PLAN.models[model]["train"].get("processes", 1)
+PER_MODEL_TRACKING = PLAN.tracking.server
 
 
 def one_of(names):
@@ -34,12 +31,16 @@ def one_of(names):
 
 wildcard_constraints:
     model=one_of(MODELS),
-    sampler="|".join(SAMPLERS.names() + list(config.get("sampling", {}).get("variants", {}))),
+    sampler=one_of(SAMPLERS.names() + list(PLAN.variants)),
     data="[A-Za-z0-9_-]+",
 
 
 onstart:
-    problems = preflight(config)
+    # what --forcerun / -R names (rules or files) and --forceall: the jobs it re-runs compute their kept parts and
+    # cached statistics again (sgm_bench.job.forced) instead of copying them
+    dag = workflow.dag_settings
+    os.environ[FORCED] = "\n".join(["*"] * bool(dag.forceall) + [os.path.normpath(str(f)) for f in dag.forcerun or ()])
+    problems = preflight(PLAN)
     if problems:
         raise SystemExit("sgm-bench: cannot start:\n  - " + "\n  - ".join(problems))
 
@@ -47,10 +48,9 @@ onstart:
 
 _PUBLISHED = load_yaml(resources.files("sgm_bench") / "reference" / "paper_tables.yaml")
 PAPER_TABLES = [k for k, v in _PUBLISHED.items() if isinstance(v, dict) and "rows" in v]  # one report entry each
-check_paper_cells(config, PLAN, _PUBLISHED)
-DIGITS_FEATURES = config["evaluation"].get("extractor", "digits-cnn") == "digits-cnn"
-FLOORS = sorted({f"{R}/reference/{config['models'][m]['data']}.json" for m in MODELS
-                 if PLAN.models[m]["data"]["name"] in PLAN.image_datasets})
+check_paper_cells(PLAN, _PUBLISHED)
+DIGITS_FEATURES = PLAN.evaluation.extractor == "digits-cnn"
+FLOORS = [L.reference(d) for d in PLAN.floor_datasets()]
 
 
 def settings(*parts):
@@ -70,7 +70,7 @@ def script_code(name):
 
 
 def image_model(model):
-    return PLAN.models[model]["data"]["name"] in PLAN.image_datasets
+    return PLAN.models[model].images
 
 
 # Job order on few cores (Snakemake's greedy scheduler runs the ready job of highest priority first): the longest jobs
@@ -86,48 +86,44 @@ def job_priority(step):
     def of(wc):
         if step in ("classifier", "reference"):
             return STAGE[step] + 10
-        model = (config["experiments"][wc.experiment] or {}).get("model") if step == "experiment" else wc.model
+        model = PLAN.experiments[wc.experiment].model if step == "experiment" else wc.model
         return STAGE[step] + 10 * (model is not None and image_model(model))
 
     return of
 
 
 def classifier_input(wildcards):
-    key = config["models"][wildcards.model]["data"]
-    return f"{W}/classifier/{key}.pt" if image_model(wildcards.model) and DIGITS_FEATURES else []
+    spec = PLAN.models[wildcards.model]
+    return L.classifier(spec.data_key) if spec.images and DIGITS_FEATURES else []
 
 
 def reference_input(wildcards):
-    return f"{R}/reference/{config['models'][wildcards.model]['data']}.json" if image_model(wildcards.model) else []
+    spec = PLAN.models[wildcards.model]
+    return L.reference(spec.data_key) if spec.images else []
 
 
 def table(name, subcategory, caption="table.rst"):
     """A table registered in the Snakemake report as its HTML page (shown as a table), with its caption; the CSV,
     Markdown and LaTeX versions lie beside it."""
-    return report(f"{R}/tables/{name}.html", category="Tables", subcategory=subcategory,
+    return report(L.table(name, "html"), category="Tables", subcategory=subcategory,
                   caption=f"../report/{caption}", labels={"table": name})
 
 
-EXPERIMENT_NAMES = list(config.get("experiments", {}))
+EXPERIMENT_NAMES = list(PLAN.experiments)
 
 
 def experiment_inputs(wildcards):
-    opts = config["experiments"][wildcards.experiment] or {}  # checked by sgm_bench.plan
-    inputs = {}
-    if "model" in opts:
-        inputs["model"] = f"{W}/models/{opts['model']}/model.pt"
-    if opts.get("classifier"):
-        inputs["classifier"] = f"{W}/classifier/{opts['classifier']}.pt"
-    return inputs
+    spec = PLAN.experiments[wildcards.experiment]
+    inputs = {"model": L.model_file(spec.model)} if spec.model else {}
+    return inputs | ({"classifier": L.classifier(spec.classifier)} if spec.classifier else {})
 
 
 def tracked_files(m):
     """What a model's runs record: training, and for an evaluated model its sampler and likelihood results."""
-    files = {"stats": f"{R}/train/{m}/train_stats.json", "model": f"{W}/models/{m}/model.pt"}
+    files = {"stats": L.train_stats(m), "model": L.model_file(m)}
     if m in BENCHMARKED:
-        files |= {"metrics": f"{R}/metrics/{m}/samplers.json", "likelihood": f"{R}/metrics/{m}/likelihood.json"}
-        data = config["models"][m]["data"]
-        files |= {"floor": f"{R}/reference/{data}.json"} if f"{R}/reference/{data}.json" in FLOORS else {}
+        files |= {"metrics": L.metrics(m), "likelihood": L.likelihood(m)}
+        files |= {"floor": L.reference(PLAN.models[m].data_key)} if PLAN.models[m].images else {}
     return files
 
 
@@ -135,5 +131,5 @@ def track_inputs(wc):
     """The track job's inputs: each model's run list from its track_model job (a tracking server), or, on SQLite,
     where writers take turns anyway, every model's files: the one track job logs them all."""
     if PER_MODEL_TRACKING:
-        return {"tracked": expand(f"{R}/mlflow/{{model}}.json", model=MODELS)}
+        return {"tracked": [L.tracked(m) for m in MODELS]}
     return {"tracked": [], "models": [f for m in MODELS for f in tracked_files(m).values()]}

@@ -7,18 +7,18 @@ rule evaluate:
         classifier=classifier_input,
         reference=reference_input,
     output:
-        metrics=f"{R}/metrics/{{model}}/samplers.json",
-        grids=report(directory(f"{R}/samples/{{model}}"), patterns=["{name}.png"], category="Samples",
+        metrics=L.metrics("{model}"),
+        grids=report(directory(L.sample_grids("{model}")), patterns=["{name}.png"], category="Samples",
                      subcategory="{model}", caption="../report/samples.rst"),
-        samples=f"{W}/samples/{{model}}.pt",
+        samples=L.samples("{model}"),
     params:
         code=script_code("evaluate"),
-        settings=lambda wc: settings(PLAN.jobs_of(wc.model), config["evaluation"]),
-        resume=lambda wc: f"{W}/evaluations/{wc.model}",
+        settings=lambda wc: settings(PLAN.jobs_of(wc.model), PLAN.evaluation),
+        resume=lambda wc: L.evaluations(wc.model),
     log:
-        f"{R}/logs/evaluate/{{model}}.log",
+        L.log("evaluate", "{model}"),
     benchmark:
-        f"{R}/benchmarks/evaluate/{{model}}.tsv"
+        L.benchmark("evaluate", "{model}")
     priority: job_priority("evaluate")
     threads: THREADS
     resources:
@@ -34,14 +34,14 @@ rule likelihood:
     input:
         model=rules.train.output.model,
     output:
-        f"{R}/metrics/{{model}}/likelihood.json",
+        L.likelihood("{model}"),
     params:
         code=script_code("likelihood"),
-        settings=lambda wc: settings(PLAN.models[wc.model], config["evaluation"].get("likelihood", {})),
+        settings=lambda wc: settings(PLAN.models[wc.model].config, PLAN.evaluation.likelihood),
     log:
-        f"{R}/logs/likelihood/{{model}}.log",
+        L.log("likelihood", "{model}"),
     benchmark:
-        f"{R}/benchmarks/likelihood/{{model}}.tsv"
+        L.benchmark("likelihood", "{model}")
     priority: job_priority("likelihood")
     threads: THREADS
     resources:

@@ -4,15 +4,15 @@ rule experiment:
         unpack(experiment_inputs),
     params:
         code=script_code("experiment"),
-        options=lambda wc: config["experiments"][wc.experiment],  # a changed option re-runs the experiment
+        options=lambda wc: settings(PLAN.experiments[wc.experiment]),  # a changed option re-runs the experiment
     output:
-        json=f"{R}/experiments/{{experiment}}.json",
-        figure=report(f"{R}/experiments/{{experiment}}.png", category="Course experiments",
+        json=L.experiment("{experiment}"),
+        figure=report(L.experiment("{experiment}", "png"), category="Course experiments",
                       caption="../report/experiment.rst"),
     log:
-        f"{R}/logs/experiments/{{experiment}}.log",
+        L.log("experiments", "{experiment}"),
     benchmark:
-        f"{R}/benchmarks/experiments/{{experiment}}.tsv"
+        L.benchmark("experiments", "{experiment}")
     priority: job_priority("experiment")
     threads: THREADS
     resources:

@@ -6,11 +6,11 @@ rule track_model:
     params:
         code=script_code("track"),
     output:
-        f"{R}/mlflow/{{model}}.json",
+        L.tracked("{model}"),
     log:
-        f"{R}/logs/track/{{model}}.log",
+        L.log("track", "{model}"),
     benchmark:
-        f"{R}/benchmarks/track/{{model}}.tsv"
+        L.benchmark("track", "{model}")
     conda:
         "../envs/sgm-bench.yaml"
     script:
@@ -22,15 +22,15 @@ rule track:
     list of every run of the configuration (mlflow_runs.json)."""
     input:
         unpack(track_inputs),
-        experiments=expand(f"{R}/experiments/{{e}}.json", e=EXPERIMENT_NAMES),
+        experiments=[L.experiment(e) for e in EXPERIMENT_NAMES],
     params:
         code=script_code("track"),
     output:
-        f"{R}/mlflow_runs.json",
+        L.runs_list(),
     log:
-        f"{R}/logs/track.log",
+        L.log("track"),
     benchmark:
-        f"{R}/benchmarks/track.tsv"
+        L.benchmark("track")
     conda:
         "../envs/sgm-bench.yaml"
     script:

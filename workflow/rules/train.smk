@@ -2,14 +2,14 @@ rule classifier:
     """Domain classifier (the digits-CNN feature extractor and the clean classifier for guidance)."""
     params:
         code=script_code("classifier"),
-        settings=lambda wc: settings(config["datasets"][wc.data], config["evaluation"].get("classifier_epochs")),
+        settings=lambda wc: settings(PLAN.datasets[wc.data], PLAN.evaluation.classifier_epochs),
     output:
-        weights=f"{W}/classifier/{{data}}.pt",
-        report=f"{R}/classifier/{{data}}.json",
+        weights=L.classifier("{data}"),
+        report=L.classifier_report("{data}"),
     log:
-        f"{R}/logs/classifier/{{data}}.log",
+        L.log("classifier", "{data}"),
     benchmark:
-        f"{R}/benchmarks/classifier/{{data}}.tsv"
+        L.benchmark("classifier", "{data}")
     priority: job_priority("classifier")
     threads: THREADS
     conda:
@@ -21,16 +21,16 @@ rule classifier:
 rule reference:
     """Reference statistics of an image test split (cached once, content-hashed) and the train-vs-test floor."""
     input:
-        unpack(lambda wc: {"classifier": f"{W}/classifier/{wc.data}.pt"} if DIGITS_FEATURES else {}),
+        unpack(lambda wc: {"classifier": L.classifier(wc.data)} if DIGITS_FEATURES else {}),
     params:
         code=script_code("reference"),
-        settings=lambda wc: settings(config["datasets"][wc.data], config["evaluation"]),  # split, n, floor draws
+        settings=lambda wc: settings(PLAN.datasets[wc.data], PLAN.evaluation),  # split, n, floor draws
     output:
-        f"{R}/reference/{{data}}.json",
+        L.reference("{data}"),
     log:
-        f"{R}/logs/reference/{{data}}.log",
+        L.log("reference", "{data}"),
     benchmark:
-        f"{R}/benchmarks/reference/{{data}}.tsv"
+        L.benchmark("reference", "{data}")
     priority: job_priority("reference")
     threads: THREADS
     resources:
@@ -44,23 +44,23 @@ rule reference:
 rule train:
     """One model variant; checkpoints live in work/<config>/runs/<model>, outside the outputs, so a re-run resumes."""
     output:
-        model=f"{W}/models/{{model}}/model.pt",
-        stats=f"{R}/train/{{model}}/train_stats.json",
-        log_csv=f"{R}/train/{{model}}/train_log.csv",
+        model=L.model_file("{model}"),
+        stats=L.train_stats("{model}"),
+        log_csv=L.train_log("{model}"),
     params:
         code=script_code("train"),
-        run_dir=lambda wc: f"{W}/runs/{wc.model}",
-        settings=lambda wc: settings(PLAN.models[wc.model]),  # a changed setting re-runs (and retrains) the model
+        run_dir=lambda wc: L.run_dir(wc.model),
+        settings=lambda wc: settings(PLAN.models[wc.model].config),  # a changed setting re-runs (and retrains) the model
     log:
-        f"{R}/logs/train/{{model}}.log",
+        L.log("train", "{model}"),
     benchmark:
-        f"{R}/benchmarks/train/{{model}}.tsv"
+        L.benchmark("train", "{model}")
     wildcard_constraints:
         model=one_of([m for m in MODELS if m not in RELEASED]),
     priority: job_priority("train")
-    threads: lambda wc: THREADS * processes(wc.model)
+    threads: lambda wc: THREADS * PLAN.models[wc.model].processes
     resources:
-        gpu=lambda wc: GPU * processes(wc.model),  # the SLURM executor turns it into --gpus=K
+        gpu=lambda wc: GPU * PLAN.models[wc.model].processes,  # the SLURM executor turns it into --gpus=K
     conda:
         "../envs/sgm-bench.yaml"
     script:
@@ -71,18 +71,18 @@ rule import_released:
     """A released checkpoint (score_sde_pytorch, a diffusers folder) as a model file, in place of training; its
     train_stats.json records where the weights came from (file, sha256, step)."""
     output:
-        model=f"{W}/models/{{model}}/model.pt",
-        stats=f"{R}/train/{{model}}/train_stats.json",
-        log_csv=f"{R}/train/{{model}}/train_log.csv",
+        model=L.model_file("{model}"),
+        stats=L.train_stats("{model}"),
+        log_csv=L.train_log("{model}"),
     wildcard_constraints:
         model=one_of(RELEASED),
     params:
         code=script_code("import_released"),
-        settings=lambda wc: settings(PLAN.models[wc.model]),
+        settings=lambda wc: settings(PLAN.models[wc.model].config),
     log:
-        f"{R}/logs/train/{{model}}.log",
+        L.log("train", "{model}"),
     benchmark:
-        f"{R}/benchmarks/train/{{model}}.tsv"
+        L.benchmark("train", "{model}")
     priority: job_priority("train")
     threads: THREADS
     conda:

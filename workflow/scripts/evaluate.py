@@ -1,51 +1,54 @@
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from sgm_bench.bench import evaluate_sampler, grid_name, plot_limits, setup_job, toy_floor
+from sgm_bench.bench import evaluate_sampler, grid_name, plot_limits, toy_floor
 from sgm_bench.experiment import load_dataset, model_spec
 from sgm_bench.io import file_hash, package_hash, resumable, save_json, save_torch
+from sgm_bench.job import forced, start
+from sgm_bench.metrics.registry import ranking_metric
 from sgm_bench.metrics.toy import finite_only
-from sgm_bench.plan import build_plan
 from sgm_bench.report.plots import sample_grid
-from sgm_bench.train import load_model, pick_device
+from sgm_bench.runtime import pick_device
+from sgm_bench.train import load_model
 
-setup_job(snakemake.threads, snakemake.log[0], snakemake)
-cfg, name = snakemake.config, snakemake.wildcards.model
-plan = build_plan(cfg)
-jobs = [j for j in plan.jobs if j.model == name]
-data = load_dataset(plan.models[name]["data"])
-device = pick_device(cfg.get("device", "cpu"))
-ev = {**cfg["evaluation"], "extractor_weights": snakemake.input.classifier or cfg["evaluation"].get("inception_weights")}
-if isinstance(ev["extractor_weights"], list):
-    ev["extractor_weights"] = ev["extractor_weights"][0] if ev["extractor_weights"] else None
-model = load_model(snakemake.input.model, device=device, expected_spec=model_spec(plan.models[name], data))
+plan = start(snakemake)
+RANKING = [ranking_metric("image"), ranking_metric("toy")]
+name, ev = snakemake.wildcards.model, plan.evaluation
+spec, jobs = plan.models[name], plan.jobs_of(name)
+data = load_dataset(spec.data)
+device = pick_device(plan.device)
+weights = snakemake.input.classifier or ev.inception_weights  # the FID detector's file
+weights = (weights[0] if weights else None) if isinstance(weights, list) else weights
+model = load_model(snakemake.input.model, device=device, expected_spec=model_spec(spec.config, data))
 # A finished (sampler variant, steps) setting's rows are kept under a key naming everything they depend on: a re-run
 # after a crash, or after a change to one setting, recomputes only what changed.
-base_key = [file_hash(snakemake.input.model), package_hash(), ev]
+FRESH = forced(snakemake)  # --forcerun evaluate: nothing kept is reused
+base_key = [file_hash(snakemake.input.model), package_hash(), asdict(ev), weights]
 limits = None if data.toy is None else plot_limits(data)
 grid_dir = Path(snakemake.output.grids)
 rows, samples = [], {}
 for job in tqdm(jobs, desc=name, file=sys.stderr):
-    n = job.n_samples or ev["n_samples"]
+    n = job.n_samples or ev.n_samples
     print(f"sgm-bench: {name} / {job.name}: sampler {job.sampler}, steps {job.steps}, options {job.options}, "
-          f"n {n} x {ev['seed_sets']} seed sets, reference split {ev.get('reference_split')}", file=sys.stderr)
+          f"n {n} x {ev.seed_sets} seed sets, reference split {ev.reference_split}", file=sys.stderr)
     job_rows, grids = [], {}
     for steps in job.steps:  # one part per step count: adding a step count samples that one only
-        key = json.dumps([*base_key, replace(job, steps=[steps])], sort_keys=True, default=str)
+        key = json.dumps([*base_key, asdict(replace(job, steps=(steps,)))], sort_keys=True, default=str)
         part_rows, part_grids = resumable(
             Path(snakemake.params.resume) / f"{grid_name(job.name, steps)}.pt", key,
             lambda job=job, steps=steps: evaluate_sampler(model, data, job.sampler, [steps], job.options, ev,
-                                                          Path(cfg["work"]) / "fidelity-cache", device, n=job.n_samples))
+                                                          plan.layout.fidelity_cache(), device, n=job.n_samples,
+                                                          weights=weights), fresh=FRESH)
         job_rows += part_rows
         grids.update(part_grids)
     for r in job_rows:
-        r.update(model=name, variant=job.name, family=model.family.name, dataset=plan.models[name]["data"]["name"])
+        r.update(model=name, variant=job.name, family=model.family.name, dataset=spec.dataset)
         print(f"sgm-bench:   steps {r['steps']} seed set {r['seed_set']}: NFE {r['nfe']:g}, {r['seconds']:.2f} s, "
-              f"{r['status']}, " + ", ".join(f"{k} {r[k]:.4g}" for k in ("fid", "sw") if isinstance(r.get(k), float)),
+              f"{r['status']}, " + ", ".join(f"{k} {r[k]:.4g}" for k in RANKING if isinstance(r.get(k), float)),
               file=sys.stderr)
     for steps, x in grids.items():
         kept, bad = finite_only(x)

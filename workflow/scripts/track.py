@@ -11,74 +11,55 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgm_bench.bench import grid_name, setup_job
+from sgm_bench.bench import grid_name
 from sgm_bench.io import content_digest, file_hash, save_json
-from sgm_bench.plan import build_plan, tracking_uri
+from sgm_bench.job import start
+from sgm_bench.metrics.registry import METRICS, ranked_by, ranking_metric
 from sgm_bench.report import plots, tables
 from sgm_bench.report.build import load_rows_of
-from sgm_bench.report.stats import half_width
+from sgm_bench.report.stats import seed_set_summary
 from sgm_bench.samplers import SAMPLERS
 from sgm_bench.tracking import Tracker, compare_link, dataset_input, environment_tags, flatten, job_key
 
-cfg = snakemake.config
-R = Path(cfg["results"])
-uri = tracking_uri(cfg)
-DESCRIPTION = (f"sgm-bench, configuration `{cfg['name']}`: one parent run per trained model, a child run per (sampler, "
+plan = start(snakemake, threads=1)
+L, NAME, uri = plan.layout, plan.name, plan.tracking.uri
+DESCRIPTION = (f"sgm-bench, configuration `{NAME}`: one parent run per trained model, a child run per (sampler, "
                "steps) with metrics averaged over seed sets (`fid` / `sw` with `_std` (ddof 1) and `_ci95` (the half-width of the "
                "mean's 95 % t interval), `nfe`, `seconds_per_sample`) and "
                "the per-seed rows in `seed_sets.json`. Compare samplers: filter `tags.kind = 'sampler' and "
                "tags.model = '<model>'`, show columns params.variant, params.steps, metrics.nfe, metrics.fid (or sw), "
                "metrics.fid_std. Diverged settings are FAILED runs with tags.status = 'diverged (...)'.")
-plan = build_plan(cfg)
-QUALITY = ("fid", "is", "kid", "sw", "mmd", "mean_log_density", "mode_weight_error", "n_nonfinite")
-COST = ("nfe", "seconds", "seconds_per_sample", "peak_memory_mb")
 SETTING = ("extractor", "n_reference", "reference_hash", "reference_split", "device")
-
-
-def aggregate(rows: list) -> dict:
-    """Seed-set mean of every quality and cost number, its std (ddof 1) as `<name>_std` and the half-width of the
-    mean's 95 % t interval as `<name>_ci95` (both absent for one seed set)."""
-    df = pd.DataFrame(rows)
-    out = {}
-    for k in QUALITY + COST:
-        if k in df and pd.api.types.is_numeric_dtype(df[k]) and df[k].notna().any():
-            out[k] = float(df[k].mean())
-            if df[k].notna().sum() > 1:
-                out[f"{k}_std"], out[f"{k}_ci95"] = float(df[k].std(ddof=1)), half_width(df[k])
-    out["seed_sets"] = len(df)
-    return out
 
 
 def log_model(tracker: Tracker, model: str) -> list:
     """The model's run and its sampler children; returns their records."""
-    runs, mcfg = [], plan.models[model]
-    stats = json.loads((R / "train" / model / "train_stats.json").read_text())
-    lik = json.loads((R / "metrics" / model / "likelihood.json").read_text()) if model in plan.benchmarked else {}
-    with open(R / "train" / model / "train_log.csv") as f:
+    runs, spec = [], plan.models[model]
+    stats = json.loads(Path(L.train_stats(model)).read_text())
+    lik = json.loads(Path(L.likelihood(model)).read_text()) if model in plan.benchmarked else {}
+    with open(L.train_log(model)) as f:
         curve = [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
     tags = environment_tags(stats.get("device_name", ""))
-    checkpoint = Path(cfg["work"]) / "models" / model / "model.pt"
-    params = {**flatten(dict(mcfg)), "config_hash": stats["config_hash"]}
+    params = {**flatten(spec.config), "config_hash": stats["config_hash"]}
     metrics = {**{k: stats[k] for k in ("seconds", "steps_per_second", "peak_memory_mb", "parameters", "final_loss")
                   if stats.get(k) is not None},
                **{k: v for k, v in lik.items() if isinstance(v, (int, float))}}
-    data = mcfg["data"]
+    data = spec.data
     train_input = dataset_input(data["name"], stats["config_hash"] + "-" + data["name"], data["name"],
                                 int(data.get("n_train", 0)), "training")
     # keys carry the content hash of the job's output: identical results are never logged twice, new results are
     parent, created = tracker.log_run(
-        job_key(cfg["name"], model, file_hash(R / "train" / model / "train_stats.json")), model, params, metrics,
-        {**tags, "kind": "model", "model": model, "family": mcfg["model"]["family"], "dataset": data["name"],
-         "config": cfg["name"], "likelihood_status": lik.get("status", "not run")},
-        artifacts=[R / "train" / model / "train_log.csv", checkpoint], series={"loss": curve},
-        job=job_key(cfg["name"], model), times=(stats.get("started", 0), stats.get("finished", 0)) if "started" in stats
-        else None, datasets=[train_input], documents={"config.yaml": dict(mcfg)})
+        job_key(NAME, model, file_hash(L.train_stats(model))), model, params, metrics,
+        {**tags, "kind": "model", "model": model, "family": spec.family, "dataset": data["name"],
+         "config": NAME, "likelihood_status": lik.get("status", "not run")},
+        artifacts=[Path(L.train_log(model)), Path(L.model_file(model))], series={"loss": curve},
+        job=job_key(NAME, model), times=(stats.get("started", 0), stats.get("finished", 0)) if "started" in stats
+        else None, datasets=[train_input], documents={"config.yaml": spec.config})
     runs.append({"model": model, "run_id": parent, "created": created})
     if model not in plan.benchmarked:
         return runs
-    metrics_file = R / "metrics" / model / "samplers.json"
-    record = json.loads(metrics_file.read_text())
-    ref_file = R / "reference" / f"{cfg['models'][model]['data']}.json"  # images: the held-out floor
+    record = json.loads(Path(L.metrics(model)).read_text())
+    ref_file = Path(L.reference(spec.data_key))  # images: the held-out floor
     floors = record.get("floor") or (json.loads(ref_file.read_text())["floor"] if ref_file.exists() else {})
     floor = {f"floor_{k}_{q}": v[q] for k, v in floors.items() if isinstance(v, dict) for q in ("mean", "p05", "p95")}
     for job in plan.jobs_of(model):
@@ -86,7 +67,7 @@ def log_model(tracker: Tracker, model: str) -> list:
         for steps in dict.fromkeys(r["steps"] for r in rows):
             per_seed = [r for r in rows if r["steps"] == steps]
             first = per_seed[0]
-            key = job_key(cfg["name"], model, job.name, steps, content_digest(per_seed), parent)  # its own rows and
+            key = job_key(NAME, model, job.name, steps, content_digest(per_seed), parent)  # its own rows and
             # parent: a re-measured or added setting replaces or adds its run and keeps the others
             p = {"sampler": job.sampler, "variant": job.name, "steps": steps if steps is not None else "adaptive",
                  "n": first["n"], "seed_sets": len(per_seed),
@@ -98,10 +79,10 @@ def log_model(tracker: Tracker, model: str) -> list:
                                  first.get("reference_split", "train"))] if first.get("reference_hash") else []
             rid, c = tracker.log_run(
                 key, f"{model}/{job.name}/{steps if steps is not None else 'adaptive'}", p,
-                {**aggregate(per_seed), **floor},
+                {**seed_set_summary(per_seed), **floor},
                 {**tags, "kind": "sampler", "model": model, "status": status, "dataset": data["name"]},
-                parent=parent, artifacts=[R / "samples" / model / f"{grid_name(job.name, steps)}.png"],
-                failed=status.startswith("diverged"), job=job_key(cfg["name"], model, job.name, steps),
+                parent=parent, artifacts=[Path(L.sample_grids(model)) / f"{grid_name(job.name, steps)}.png"],
+                failed=status.startswith("diverged"), job=job_key(NAME, model, job.name, steps),
                 times=(min(r.get("started", 0) for r in per_seed), max(r.get("finished", 0) for r in per_seed))
                 if "started" in first else None, datasets=ref,
                 tables={"seed_sets.json": pd.DataFrame(per_seed).drop(columns=["mode_weights"], errors="ignore")})
@@ -115,8 +96,8 @@ def summarise(tracker: Tracker, parent: str, model: str, rows: list, floors: dic
     the children sorted best first), its best setting per NFE budget (budget.csv, and in the description) and its
     quality-vs-NFE figure."""
     df = load_rows_of(rows)
-    metric = "fid" if "fid" in df and df["fid"].notna().any() else "sw"
-    board = tables.leaderboard(df, metric, "FID" if metric == "fid" else "SW2")
+    metric = ranked_by(df)
+    board = tables.leaderboard(df, metric, METRICS[metric].label)
     band = {model: floors.get(metric)} if isinstance(floors.get(metric), dict) else {}
     budget = tables.budget_table(df).droplevel("model").T  # a row per budget
     with tempfile.TemporaryDirectory() as d:
@@ -135,17 +116,18 @@ def log_experiments(tracker: Tracker) -> list:
     for path in snakemake.input.experiments:
         exp = json.loads(Path(path).read_text())
         numbers = {k: v for k, v in exp.items() if isinstance(v, (int, float))}
-        rid, c = tracker.log_run(job_key(cfg["name"], "experiment", exp["experiment"], numbers), f"experiment/{exp['experiment']}",
+        rid, c = tracker.log_run(job_key(NAME, "experiment", exp["experiment"], numbers),
+                                 f"experiment/{exp['experiment']}",
                                  {"experiment": exp["experiment"], "description": exp["doc"]}, numbers,
-                                 {**environment_tags(), "kind": "experiment"}, job=job_key(cfg["name"], "experiment", exp["experiment"]),
+                                 {**environment_tags(), "kind": "experiment"},
+                                 job=job_key(NAME, "experiment", exp["experiment"]),
                                  artifacts=[Path(path).with_suffix(".png")])
         runs.append({"experiment": exp["experiment"], "run_id": rid, "created": c})
     return runs
 
 
 if __name__ == "__main__":
-    setup_job(1, snakemake.log[0], snakemake)
-    tracker = Tracker(uri, cfg["mlflow"]["experiment"], cfg["mlflow"].get("artifacts"), DESCRIPTION)
+    tracker = Tracker(uri, plan.tracking.experiment, plan.tracking.artifacts, DESCRIPTION)
     if snakemake.rule == "track_model":  # a tracking server: one writer job per model, concurrently
         runs = log_model(tracker, snakemake.wildcards.model)
         save_json({"model": snakemake.wildcards.model, "runs": runs}, snakemake.output[0])
@@ -153,11 +135,11 @@ if __name__ == "__main__":
         runs = ([r for f in snakemake.input.tracked for r in json.loads(Path(f).read_text())["runs"]]
                 if snakemake.input.tracked else [r for m in plan.models for r in log_model(tracker, m)])
         runs += log_experiments(tracker)
-        tracker.relocatable(cfg["mlflow"].get("artifacts"))  # artifact paths relative, like the store's
-        metric = {m: "fid" if plan.models[m]["data"]["name"] in plan.image_datasets else "sw" for m in plan.benchmarked}
-        save_json({"tracking_uri": uri, "experiment": cfg["mlflow"]["experiment"], "runs": runs,
+        tracker.relocatable(plan.tracking.artifacts)  # artifact paths relative, like the store's
+        metric = {m: ranking_metric("image" if plan.models[m].images else "toy") for m in plan.benchmarked}
+        save_json({"tracking_uri": uri, "experiment": plan.tracking.experiment, "runs": runs,
                    "created": sum(r["created"] for r in runs), "total_runs_in_experiment": tracker.count(),
                    "compare": {m: compare_link(tracker.exp_id, m, k) for m, k in metric.items()}},
                   snakemake.output[0])
     print(f"sgm-bench: {sum(r['created'] for r in runs)} new MLflow runs of {len(runs)} at {uri}, experiment "
-          f"{cfg['mlflow']['experiment']}", file=sys.stderr)
+          f"{plan.tracking.experiment}", file=sys.stderr)
