@@ -1,5 +1,5 @@
 """Probability-flow likelihood: sgm-bench's path against score_sde's, on the same trained digits model, the same
-dequantized test digits, the same Hutchinson probe and rtol = atol = 1e-5 (issue 12, P3).
+dequantized test digits, the same Hutchinson probe and rtol = atol = 1e-5 .
 
 The baseline is score_sde_pytorch's published algorithm (likelihood.py, written here from it): scipy's solve_ivp on
 flattened NumPy arrays, converting at every evaluation, the drift from one network call and the divergence from a

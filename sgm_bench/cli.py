@@ -151,7 +151,7 @@ def cmd_quick(args):
            "train": {"steps": args.steps, "batch_size": 256, "lr": 2e-3, "warmup": 100, "ema": 0.995, "ckpt_every": 500}}
     from .runtime import configure
 
-    configure(args.threads)  # torch's default thread count on a 2-core machine made this 12x slower (issue 12)
+    configure(args.threads)  # torch's default thread count oversubscribes small machines
     data = load_dataset(cfg["data"])
     cfg["train"]["progress"] = True
     Trainer(cfg, data, args.run_dir).run()

@@ -1,11 +1,6 @@
-"""A compute process's settings, made once at its start: torch threads = its cores, and an allocator that keeps memory.
-
-glibc gives freed blocks back to the kernel once the heap's free top passes a threshold it adapts to the largest block
-seen (and maps blocks over it afresh each time): a U-Net step allocates and frees the same few-MiB tensors every call,
-so their pages were faulted in again at every step (1.45 million page faults in a process making 305 digits
-forward passes at n = 250; 86 thousand with the settings below).
-Keeping freed memory in the process (the allocator settings PyTorch's CPU tuning guide reaches through jemalloc or
-TCMalloc) made that forward pass 34 -> 28 ms with the same values bit for bit: only where memory lives changes.
+"""A compute process's settings, made once at its start: torch threads = its cores, and an allocator that keeps memory
+(a U-Net step allocates and frees the same few-MiB tensors every call; glibc would give them back to the kernel and
+fault their pages in again at every step; results/benchmarks/speed.md has the measurement); and the device helpers.
 """
 from __future__ import annotations
 

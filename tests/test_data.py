@@ -78,7 +78,7 @@ def test_digits_split_levels_and_scaling():
     assert abs(float(y.min()) + 1 - 1 / 17) < 1e-6 and abs(float(y.max()) - 1 + 1 / 17) < 1e-6  # cell centres
     v = d.dequantize(d.train[:10], torch.Generator().manual_seed(0))
     assert ((v + 1) / 2 * 17 - d.train[:10].float()).min() >= 0 and ((v + 1) / 2 * 17 - d.train[:10].float()).max() < 1
-    # the training point of each level is the centre of the cell its dequantization fills (issue 10, item 6)
+    # the training point of each level is the centre of the cell its dequantization fills
     u = d.dequantize(d.train[:200], torch.Generator().manual_seed(1))
     assert (u.mean() - d.to_model(d.train[:200]).mean()).abs() < 0.01 and ((u - d.to_model(d.train[:200])).abs() <= 1 / 17).all()
     assert d.to_uint8(y[:4]).shape == (4, 3, 8, 8) and d.to_uint8(y[:4]).dtype == torch.uint8

@@ -26,7 +26,7 @@ def test_package_hash_names_the_code():
 
 
 def test_resumable_recomputes_a_saved_value_edited_under_the_same_key(tmp_path, capsys):
-    """The issue's probe: a cached evaluation rewritten with the same key and a false SW2 is not trusted."""
+    """A hostile probe: a cached evaluation rewritten with the same key and a false SW2 is not trusted."""
     path = tmp_path / "part.pt"
     resumable(path, "k", lambda: {"rows": [{"sw": 0.42}], "x": torch.ones(3)})
     saved = torch.load(path, weights_only=True)

@@ -99,7 +99,7 @@ def test_ddpm_ancestral_matches_diffusers_ddpm_scheduler(gm, variance, variance_
 
 
 def test_ddpm_chain_visits_every_step_once():
-    """The planted bug of issue 10: rounding t (N - 1) visits step 500 twice and step 0 never."""
+    """A planted bug: rounding t (N - 1) visits step 500 twice and step 0 never."""
     sde = build_sde("ddpm")
     seen = []
     S.sample("ancestral", lambda x, t: seen.append(int(sde.index(t)[0])) or torch.zeros_like(x), sde, (2, 1))
@@ -146,7 +146,7 @@ def test_ddim_clip_denoised_matches_diffusers_clip_sample(gm):
 
 
 def test_ddim_on_the_continuous_vp_family_is_finite_at_its_default_eps(gm):
-    """The NaN of issue 10: the last step asked the model at t = 0, where the marginal std is 0."""
+    """A NaN once seen: the last step asked the model at t = 0, where the marginal std is 0."""
     sde = build_sde("vp")
     x = S.sample("ddim", gm.score_fn(sde), sde, (B, 2), steps=10).x
     assert torch.isfinite(x).all()

@@ -199,7 +199,7 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
                     cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (res / "report.html").stat().st_size > 10000
-    # a changed setting re-runs what depends on it (issue 14: "Nothing to be done" after a changed lr)
+    # a changed setting re-runs what depends on it (not "Nothing to be done" after a changed lr)
     cfg["models"]["vp-mixture2d"]["train"] = {**cfg["models"]["vp-mixture2d"]["train"], "lr": 1e-3}
     (tmp_path / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
     dry = snakemake("-n", "--cores", "1", "--configfile", "config/changed.yaml", cwd=tmp_path)

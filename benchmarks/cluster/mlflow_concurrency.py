@@ -1,5 +1,5 @@
 """The workflow against a shared MLflow server (PostgreSQL backend, served artifacts): concurrent writer jobs lose and
-duplicate no run, and a rerun is idempotent (issue 13).
+duplicate no run, and a rerun is idempotent.
 
 The smoke configuration plus 8 more toy models (11 models) is computed first; then the tracking jobs are released at
 once with --cores 8, so 8 track_model jobs write to the server together. Then the tracking jobs are forced to run again.

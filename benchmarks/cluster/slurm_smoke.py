@@ -1,5 +1,5 @@
 """The smoke configuration through the Snakemake SLURM executor plugin on a real (one-node) SLURM cluster, beside the
-same run on the local executor: wall-clock, what was submitted, MLflow runs, and that a rerun is a no-op (issue 13).
+same run on the local executor: wall-clock, what was submitted, MLflow runs, and that a rerun is a no-op.
 
     benchmarks/cluster/slurm_local.sh start          # as root: slurmctld + slurmd from the distribution's packages
     python benchmarks/cluster/slurm_smoke.py > results/benchmarks/slurm.md
