@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.likelihood import bits_per_dim, ode_nll
 from sgm_bench.runtime import configure
 from sgm_bench.samplers.base import NoiseSource

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from sgm_bench import load_model, samplers
-from sgm_bench.experiment import model_from_spec
+from sgm_bench.spec import model_from_spec
 from sgm_bench.released import diffusers_spec, import_checkpoint, score_sde_config, score_sde_configs, score_sde_spec
 from sgm_bench.samplers.base import sync
 

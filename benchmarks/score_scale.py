@@ -12,7 +12,7 @@ import platform
 
 import torch
 
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.runtime import configure
 from sgm_bench.train import load_model
 

@@ -120,7 +120,7 @@ def write_grid(model_path, x, path, title: str) -> None:
     """An 8x8 grid (images, in the data's own levels) or a scatter (toys) of the finite samples, as a PNG."""
     import torch
 
-    from .experiment import data_range, load_dataset
+    from .spec import data_range, load_dataset
     from .metrics.toy import finite_only
     from .report.plots import sample_grid
     from .train import load_checkpoint
@@ -142,7 +142,7 @@ def write_grid(model_path, x, path, title: str) -> None:
 def cmd_quick(args):
     """A quick training run on the embedded 2-D mixture: train VP for a few hundred steps, sample, compare."""
     from . import samplers
-    from .experiment import load_dataset
+    from .spec import load_dataset
     from .metrics import sliced_wasserstein
     from .train import Trainer, load_model
 

@@ -14,7 +14,7 @@ from .chain import make_chain
 from .checks import COUNT, FRACTION, POSITIVE, Range, parse_settings, setting
 from .data import IMAGES, TOYS
 from .errors import ConfigError
-from .experiment import check_data_options, check_loss_options, merged
+from .spec import check_data_options, check_loss_options, merged
 from .layout import Layout, check_name, is_server
 from .models import FAMILIES, build_sde, check_net
 from .samplers import SAMPLERS, applicable

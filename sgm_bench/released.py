@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from .errors import CheckpointError, ConfigError
-from .experiment import model_from_spec
+from .spec import model_from_spec
 from .io import file_hash, save_torch
 
 FORMATS = ("score_sde", "diffusers")

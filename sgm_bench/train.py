@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checks import COUNT, POSITIVE, Range, check_numbers, check_ranges
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
-from .experiment import Dataset, config_hash, load_dataset, loss_options, model_from_spec, model_spec
+from .spec import Dataset, config_hash, load_dataset, loss_options, model_from_spec, model_spec
 from .io import save_json, save_torch, save_text
 from .losses import LOSSES, global_batch
 from .models import FAMILIES, ScoreModel

@@ -121,7 +121,7 @@ def test_image_range_and_flips_follow_the_configuration(tmp_path):
     """`range: [0, 1]` (score_sde's VE data) scales images into [0, 1] and back to the same levels; `random_flip`
     flips about half of each training batch horizontally, and leaves it alone when off."""
     from sgm_bench.errors import ConfigError
-    from sgm_bench.experiment import load_dataset
+    from sgm_bench.spec import load_dataset
     from sgm_bench.train import Trainer
 
     unit = load_dataset({"name": "digits", "range": [0, 1]})

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from sgm_bench.errors import ConfigError
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.experiments import EXPERIMENTS
 from sgm_bench.metrics.digits_cnn import train_digits_classifier
 from sgm_bench.train import Trainer

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from sgm_bench.bench import toy_quality
+from sgm_bench.evaluation import toy_quality
 from sgm_bench.checks import load_yaml
 from sgm_bench.data import GaussianMixture
 from sgm_bench.errors import ConfigError
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.layout import Layout
 from sgm_bench.metrics.registry import METRICS
 from sgm_bench.models import build_sde

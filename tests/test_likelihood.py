@@ -104,9 +104,9 @@ def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeyp
     with it. The solve raises SolverError; the likelihood job records `diverged` with the reason, and the table says so."""
     import pandas as pd
 
-    from sgm_bench import bench
+    from sgm_bench import evaluation
     from sgm_bench.errors import SolverError
-    from sgm_bench.experiment import load_dataset
+    from sgm_bench.spec import load_dataset
     from sgm_bench.models import build_model
     from sgm_bench.report.tables import likelihood_table
 
@@ -116,7 +116,7 @@ def test_an_ode_that_cannot_be_integrated_is_a_labelled_cell_not_a_crash(monkeyp
     data = load_dataset({"name": "mixture2d", "n_train": 100, "n_test": 20})
     model = build_model("vp", (2,), {"name": "mlp", "hidden": 8, "depth": 1})
     monkeypatch.setattr(model, "score_fn", lambda y=None, continuous=False: (lambda x, t: 1e30 * x ** 3))
-    out = bench.evaluate_likelihood(model, data, Likelihood(n_examples=4), torch.device("cpu"))
+    out = evaluation.evaluate_likelihood(model, data, Likelihood(n_examples=4), torch.device("cpu"))
     assert out["status"] == "diverged" and "could not be integrated" in out["note"] and "nll" not in out
     table = likelihood_table(pd.DataFrame([{"model": "m", **out}]))
     assert table.iloc[0, 0] == "diverged (a)"  # the reason is the table's note (a)

@@ -15,7 +15,7 @@ import yaml
 from sgm_bench.checks import load_yaml
 from sgm_bench.cli import main
 from sgm_bench.errors import CheckpointError, ConfigError, DataMissingError, NonFiniteLossError
-from sgm_bench.experiment import load_dataset, model_spec
+from sgm_bench.spec import load_dataset, model_spec
 from sgm_bench.io import content_digest, file_hash, save_json
 from sgm_bench.plan import build_plan
 from sgm_bench.preflight import preflight

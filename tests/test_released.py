@@ -10,7 +10,7 @@ import sgm_bench
 from sgm_bench import samplers
 from sgm_bench.cli import main
 from sgm_bench.errors import CheckpointError, ConfigError
-from sgm_bench.experiment import model_from_spec
+from sgm_bench.spec import model_from_spec
 from sgm_bench.released import diffusers_standin, import_checkpoint, score_sde_configs, score_sde_spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "score_sde"

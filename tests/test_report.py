@@ -85,7 +85,7 @@ def test_a_sample_grid_of_a_sampler_whose_every_sample_diverged_says_so(tmp_path
     """The paper smoke run's untrained mu-models diverged on every sample and the grid crashed the evaluate job."""
     import torch
 
-    from sgm_bench.experiment import load_dataset
+    from sgm_bench.spec import load_dataset
     from sgm_bench.metrics.toy import finite_only
     from sgm_bench.report.plots import sample_grid
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sgm_bench.errors import CheckpointError, ConfigError, NonFiniteLossError
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.train import Trainer, load_model
 
 

@@ -9,10 +9,10 @@ import torch
 import yaml
 
 from sgm_bench import samplers as S
-from sgm_bench.bench import sample_quality, status_of, toy_floor
+from sgm_bench.evaluation import sample_quality, status_of, toy_floor
 from sgm_bench.chain import make_chain
 from sgm_bench.errors import ConfigError
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.guidance import classifier_free
 from sgm_bench.likelihood import dequantized_bpd
 from sgm_bench.metrics.toy import SlicedReference, mmd_rbf

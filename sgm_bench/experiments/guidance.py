@@ -9,7 +9,7 @@ from torchvision.utils import make_grid
 from .. import samplers
 from ..data import GaussianMixture
 from ..errors import ConfigError
-from ..experiment import load_dataset
+from ..spec import load_dataset
 from ..guidance import (Colorization, Inpainting, classifier_free, classifier_guided, classifier_log_prob,
                         train_time_classifier)
 from ..models import build_sde

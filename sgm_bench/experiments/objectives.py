@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from ..experiment import load_dataset
+from ..spec import load_dataset
 from ..losses import LOSSES
 from ..models import build_model
 from ..optim import adam

@@ -1,6 +1,6 @@
 import sys
 
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.io import save_json
 from sgm_bench.job import start
 from sgm_bench.metrics.digits_cnn import train_digits_classifier

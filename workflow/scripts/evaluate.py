@@ -5,8 +5,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from sgm_bench.bench import evaluate_sampler, grid_name, plot_limits, toy_floor
-from sgm_bench.experiment import load_dataset, model_spec
+from sgm_bench.evaluation import evaluate_sampler, grid_name, plot_limits, toy_floor
+from sgm_bench.spec import load_dataset, model_spec
 from sgm_bench.io import file_hash, package_hash, resumable, save_json, save_torch
 from sgm_bench.job import forced, start
 from sgm_bench.metrics.registry import ranking_metric

@@ -1,7 +1,7 @@
 import sys
 
-from sgm_bench.bench import evaluate_likelihood
-from sgm_bench.experiment import load_dataset, model_spec
+from sgm_bench.evaluation import evaluate_likelihood
+from sgm_bench.spec import load_dataset, model_spec
 from sgm_bench.io import save_json
 from sgm_bench.job import start
 from sgm_bench.runtime import pick_device

@@ -1,9 +1,9 @@
 import sys
 import torch
 
-from sgm_bench.bench import reference_set
+from sgm_bench.evaluation import reference_set
 from sgm_bench.report.stats import spread
-from sgm_bench.experiment import load_dataset
+from sgm_bench.spec import load_dataset
 from sgm_bench.io import save_json
 from sgm_bench.job import forced, start
 from sgm_bench.metrics.registry import of_kind

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgm_bench.bench import grid_name
+from sgm_bench.evaluation import grid_name
 from sgm_bench.io import content_digest, file_hash, save_json
 from sgm_bench.job import start
 from sgm_bench.metrics.registry import METRICS, ranked_by, ranking_metric

@@ -12,7 +12,7 @@ import torch
 
 from . import samplers
 from .errors import SolverError
-from .experiment import Dataset
+from .spec import Dataset
 from .likelihood import ddpm_vlb, dequantized_bpd, ode_nll
 from .metrics.registry import of_kind, toy_metrics
 from .metrics.toy import finite_only
