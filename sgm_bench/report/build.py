@@ -142,7 +142,8 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
             fl = floors.get(g["dataset"].iloc[0]) or {}
             fl = fl if fl.get("extractor", detector) == detector else {}  # a floor from another detector is no floor
             floor = (f"; floor ({fl.get('held_out', 'held-out images')} vs the {fl.get('reference_split', '')} split, "
-                     f"n = {fl.get('n')}): FID {tables.floor_text(fl.get('fid'))}") if fl else ""
+                     f"n = {fl.get('n')}): FID {tables.floor_text(fl.get('fid'))}"
+                     + (f" ({fl['note']})" if fl.get("note") else "")) if fl else ""
             inception = "domain_features" in g and (g["domain_features"] == False).any()  # noqa: E712 - bools and NaN
             domain = "" if inception else " (not Inception)"
             label = (f"{model}: FID on {detector} features{domain} against the "
