@@ -34,7 +34,9 @@ def run(cmd, cwd, env=None) -> tuple[int, str]:
             why = next((x.strip() for x in text[i + 1:i + 8] if "ValidationError" in x or "does not match" in x),
                        text[i + 1].strip() if i + 1 < len(text) else "")
             return out.returncode, f"WorkflowError (schema): {why}"[:300]
-    lines = [ln for ln in text if "error" in ln.lower() or "cannot" in ln.lower() or "sgm-bench" in ln or "must" in ln]
+    errors = [ln for ln in text if ln.startswith("sgm-bench: error")]  # the CLI's one line, after any progress
+    lines = errors or [ln for ln in text if "error" in ln.lower() or "cannot" in ln.lower() or "sgm-bench" in ln
+                       or "must" in ln]
     return out.returncode, (lines[0] if lines else text[-1] if text else "")[:300]
 
 
@@ -49,6 +51,19 @@ def snake_cfg(tmp: Path, name: str, edit) -> Path:
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch executed-marker",))
+
+
+def full_disk_train(cli, tmp: Path) -> tuple:
+    """`sgm-bench train` into a 256 KiB tmpfs that fills up (needs root to mount it)."""
+    full = tmp / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)], capture_output=True).returncode:
+        return "", "not probed: mounting a small filesystem needs root"
+    try:
+        (full / "filler").write_bytes(b"\0" * 200_000)
+        return run(cli + ["train", "toy.yaml", "--run-dir", str(full / "run")], tmp)
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
 
 
 def main() -> None:
@@ -120,6 +135,7 @@ def main() -> None:
             ("Snakemake: an experiment named ../../x", lambda c: c.update(experiments={"../../x": {"experiment": "vp_1d"}})),
             ("Snakemake: a model named ..", lambda c: c["models"].update({"..": c["models"].pop("vp-mixture2d")})),
             ("Snakemake: a file: tracking URI", edit("mlflow.tracking_uri", value="file:///tmp/mlruns")),
+            ("Snakemake: sampling.options for an unknown sampler", edit("sampling.options", value={"heun9": {"rho": 7}})),
         ]
         for name, cmd in probes:
             before = tree_hashes(tmp)
@@ -133,6 +149,7 @@ def main() -> None:
             rc, msg = run(snake + ["--quiet" if onstart else "-n", "--configfile", str(path)], tmp)
             changed = [str(p.relative_to(tmp)) for p, h in before.items() if p.exists() and tree_hashes(tmp).get(p) != h]
             rows.append((name, rc, msg, "none" if not changed else ", ".join(changed)))
+        rows.append(("CLI: train on a full disk", *full_disk_train(cli, tmp), "none"))
         dup = tmp / "dup.yaml"
         dup.write_text((REPO / "config" / "smoke.yaml").read_text().replace("models:\n", "models:\n  vp-mixture2d: {data: mixture2d, model: {family: ve}, train: {}}\n", 1))
         rc, msg = run(snake + ["-n", "--configfile", str(dup)], tmp)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -222,8 +223,10 @@ def main(argv=None) -> int:
         return 2
     except OSError as e:  # a full disk, a read-only or missing folder: one line saying which file, not a traceback
         where = f" {e.filename}" if e.filename else ""
-        print(f"sgm-bench: error: cannot access{where}: {e.strerror or e} (free space or choose another folder; "
-              "a training run resumes from its last checkpoint)", file=sys.stderr)
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        print(f"sgm-bench: error: cannot access{where}: {e.strerror or e}" + (
+            " (free space or choose another folder; a training run resumes from its last checkpoint)" if full else ""),
+            file=sys.stderr)
         return 2
     return 0
 

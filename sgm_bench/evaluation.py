@@ -78,11 +78,6 @@ def toy_floor(data: Dataset, n: int, ev: Evaluation) -> dict:
     return {"n": n, **{k: spread(d[k] for d in draws) for k in keys}}
 
 
-def grid_name(variant: str, steps) -> str:
-    """The sample grid's file stem of one (sampler variant, step count): `ddim_10`, `ode_adaptive`."""
-    return f"{variant}_{steps if steps is not None else 'adaptive'}"
-
-
 def plot_limits(data: Dataset, margin: float = 0.25) -> tuple[float, float]:
     """Shared axes for a toy's sample plots: the training data's range (all coordinates) widened by `margin`."""
     lo, hi = float(data.train.min()), float(data.train.max())

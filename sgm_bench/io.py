@@ -27,7 +27,7 @@ def _atomic(path, write) -> Path:
         os.replace(tmp, path)
     except OSError as e:  # a full disk or a read-only folder: say which file (the partial one is removed)
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise OSError(e.errno, e.strerror or str(e), e.filename or str(path)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

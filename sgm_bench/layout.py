@@ -38,6 +38,11 @@ def inside(root: str, *parts: str) -> str:
     return path
 
 
+def grid_name(variant: str, steps) -> str:
+    """The file stem of one (sampler variant, step count) setting: `ddim_10`, `ode_adaptive`."""
+    return f"{variant}_{steps if steps is not None else 'adaptive'}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Every file of a configuration: `results` (tables, figures, metrics, logs) and `work` (weights, caches)."""
@@ -66,6 +71,10 @@ class Layout:
         """The evaluation's finished (variant, steps) parts, kept for a re-run."""
         return self.scratch("evaluations", model)
 
+    def evaluation_part(self, model: str, variant: str, steps) -> str:
+        """One (variant, steps) setting's kept rows and samples."""
+        return self.scratch("evaluations", model, f"{grid_name(variant, steps)}.pt")
+
     def samples(self, model: str) -> str:
         return self.scratch("samples", f"{model}.pt")
 
@@ -87,6 +96,9 @@ class Layout:
 
     def sample_grids(self, model: str) -> str:
         return self.result("samples", model)
+
+    def sample_grid(self, model: str, variant: str, steps) -> str:
+        return self.result("samples", model, f"{grid_name(variant, steps)}.png")
 
     def reference(self, data: str) -> str:
         return self.result("reference", f"{data}.json")

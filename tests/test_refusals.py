@@ -241,6 +241,8 @@ def test_edited_statistics_are_recomputed_and_forced_statistics_never_read(tmp_p
     again = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
     assert again["fid"] == pytest.approx(first["fid"], rel=1e-6)
     assert "do not match their checksum" in capsys.readouterr().err
+    fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)
+    assert "computed again" not in capsys.readouterr().err  # the recomputed file was sealed afresh, and is trusted
     torch.save(stats, f)  # and again, now with its checksum rewritten too: only a forced run recomputes it
     f.with_name(f.name + ".sha256").write_text(file_hash(f) + "\n")
     fooled = fidelity_metrics(gen, ref, extractor=DIGITS, weights_path=w, cache_root=cache, kid_subset_size=10)

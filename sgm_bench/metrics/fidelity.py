@@ -199,7 +199,11 @@ _CHECKED: set = set()  # (path, size, mtime) of cache files already verified in 
 
 
 def _set_aside(f: Path, why: str) -> None:
-    os.replace(f, f.with_name(f.name + ".unreadable"))
+    try:
+        os.replace(f, f.with_name(f.name + ".unreadable"))
+    except FileNotFoundError:  # another job set it aside first
+        return
+    f.with_name(f.name + ".sha256").unlink(missing_ok=True)  # the recomputed file gets its own
     print(f"sgm-bench: cached reference statistics {f} {why}; kept as {f.name}.unreadable and computed again",
           file=sys.stderr)
 
@@ -210,7 +214,10 @@ def check_cache(cache_root) -> None:
     file that could run code is refused; one that is unreadable or no longer matches its checksum (edited, damaged) is
     a cache: it is set aside as `<name>.unreadable` and computed again."""
     for f in sorted(Path(cache_root).glob("*.pt")) if cache_root and Path(cache_root).is_dir() else []:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except FileNotFoundError:  # set aside or forgotten by another job meanwhile
+            continue
         if (f, st.st_size, st.st_mtime_ns) not in _CHECKED:
             seal = f.with_name(f.name + ".sha256")
             if seal.exists() and seal.read_text().strip() != file_hash(f):
@@ -226,9 +233,10 @@ def check_cache(cache_root) -> None:
             _CHECKED.add((f, st.st_size, st.st_mtime_ns))
 
 
-def seal_cache(cache_root) -> None:
-    """Write the checksum of every cached statistics file that has none yet (what check_cache verifies)."""
-    for f in sorted(Path(cache_root).glob("*.pt")) if Path(cache_root).is_dir() else []:
+def seal_cache(cache_root, name: str) -> None:
+    """Write the checksum of the cached statistics called `name` that have none yet (what check_cache verifies);
+    torch-fidelity writes each cache file whole (a temporary file renamed)."""
+    for f in sorted(Path(cache_root).glob(f"{name}*.pt")) if cache_root and Path(cache_root).is_dir() else []:
         seal = f.with_name(f.name + ".sha256")
         if not seal.exists():
             save_text(file_hash(f) + "\n", seal)
@@ -237,7 +245,7 @@ def seal_cache(cache_root) -> None:
 def forget_cached(cache_root, name: str) -> None:
     """Remove the cached statistics called `name` (and their checksums): the next call computes them afresh."""
     for f in Path(cache_root).glob(f"{name}*") if Path(cache_root).is_dir() else []:
-        f.unlink()
+        f.unlink(missing_ok=True)
         print(f"sgm-bench: forced: cached statistics {f.name} removed and computed again", file=sys.stderr)
 
 
@@ -324,7 +332,7 @@ def fidelity_metrics(generated: torch.Tensor, reference: torch.Tensor, *, extrac
     except OSError as e:  # download refused: no network and no weights file
         raise DataMissingError(f"could not obtain the {extractor} weights ({e}); download {INCEPTION_FILE} and set "
                                f"evaluation.inception_weights to its path; {OFFLINE}") from e
-    seal_cache(cache_root)
+    seal_cache(cache_root, f"ref-{extractor}-{ref_hash}")
     names = {"frechet_inception_distance": "fid", "inception_score_mean": "is", "inception_score_std": "is_std",
              "kernel_inception_distance_mean": "kid", "kernel_inception_distance_std": "kid_std",
              "precision": "precision", "recall": "recall"}

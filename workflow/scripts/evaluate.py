@@ -1,11 +1,12 @@
 import json
+import shutil
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from sgm_bench.evaluation import evaluate_sampler, grid_name, plot_limits, toy_floor
+from sgm_bench.evaluation import evaluate_sampler, plot_limits, toy_floor
 from sgm_bench.spec import load_dataset, model_spec
 from sgm_bench.io import file_hash, package_hash, resumable, save_json, save_torch
 from sgm_bench.job import forced, start
@@ -26,10 +27,15 @@ weights = (weights[0] if weights else None) if isinstance(weights, list) else we
 model = load_model(snakemake.input.model, device=device, expected_spec=model_spec(spec.config, data))
 # A finished (sampler variant, steps) setting's rows are kept under a key naming everything they depend on: a re-run
 # after a crash, or after a change to one setting, recomputes only what changed.
-FRESH = forced(snakemake)  # --forcerun evaluate: nothing kept is reused
-base_key = [file_hash(snakemake.input.model), package_hash(), asdict(ev), weights]
+FRESH = forced(snakemake)  # --forcerun evaluate: nothing kept is reused, not even after a crash of this run
+if FRESH and Path(snakemake.params.resume).exists():
+    shutil.rmtree(snakemake.params.resume)
+    print(f"sgm-bench: forced: kept settings in {snakemake.params.resume} removed", file=sys.stderr)
+# the model, code, settings, and the detector's and reference statistics' contents (a retrained classifier or
+# reference changes them)
+inputs = [f for f in (weights, snakemake.input.reference) if f and not isinstance(f, list) and Path(f).is_file()]
+base_key = [file_hash(snakemake.input.model), package_hash(), asdict(ev), *map(file_hash, inputs)]
 limits = None if data.toy is None else plot_limits(data)
-grid_dir = Path(snakemake.output.grids)
 rows, samples = [], {}
 for job in tqdm(jobs, desc=name, file=sys.stderr):
     n = job.n_samples or ev.n_samples
@@ -39,7 +45,7 @@ for job in tqdm(jobs, desc=name, file=sys.stderr):
     for steps in job.steps:  # one part per step count: adding a step count samples that one only
         key = json.dumps([*base_key, asdict(replace(job, steps=(steps,)))], sort_keys=True, default=str)
         part_rows, part_grids = resumable(
-            Path(snakemake.params.resume) / f"{grid_name(job.name, steps)}.pt", key,
+            plan.layout.evaluation_part(name, job.name, steps), key,
             lambda job=job, steps=steps: evaluate_sampler(model, data, job.sampler, [steps], job.options, ev,
                                                           plan.layout.fidelity_cache(), device, n=job.n_samples,
                                                           weights=weights), fresh=FRESH)
@@ -55,7 +61,8 @@ for job in tqdm(jobs, desc=name, file=sys.stderr):
         first = next(r for r in job_rows if r["steps"] == steps and r["seed_set"] == 0)
         title = f"{name} / {job.name}, steps {steps if steps is not None else 'adaptive'}, NFE {first['nfe']:g}"
         title += f"\n{bad}/{len(x)} non-finite, not shown" if bad else ""
-        sample_grid(kept, grid_dir / grid_name(job.name, steps), title, data.images, limits, formats=("png",))
+        sample_grid(kept, Path(plan.layout.sample_grid(name, job.name, steps)).with_suffix(""), title, data.images, limits,
+                    formats=("png",))
         samples[(job.name, steps)] = x
     rows += job_rows
 floor = toy_floor(data, rows[0]["n"], ev) if data.toy is not None else None

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sgm_bench.evaluation import grid_name
 from sgm_bench.io import content_digest, file_hash, save_json
 from sgm_bench.job import start
 from sgm_bench.metrics.registry import METRICS, ranked_by, ranking_metric
@@ -81,7 +80,7 @@ def log_model(tracker: Tracker, model: str) -> list:
                 key, f"{model}/{job.name}/{steps if steps is not None else 'adaptive'}", p,
                 {**seed_set_summary(per_seed), **floor},
                 {**tags, "kind": "sampler", "model": model, "status": status, "dataset": data["name"]},
-                parent=parent, artifacts=[Path(L.sample_grids(model)) / f"{grid_name(job.name, steps)}.png"],
+                parent=parent, artifacts=[Path(L.sample_grid(model, job.name, steps))],
                 failed=status.startswith("diverged"), job=job_key(NAME, model, job.name, steps),
                 times=(min(r.get("started", 0) for r in per_seed), max(r.get("finished", 0) for r in per_seed))
                 if "started" in first else None, datasets=ref,
