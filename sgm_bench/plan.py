@@ -241,6 +241,12 @@ def _check_chain(model: ModelSpec, job_name: str, steps: tuple, options: dict) -
 def _jobs(spec: dict, model: ModelSpec, sampling: dict) -> list:
     """The (sampler or variant, steps) jobs of one evaluated model."""
     variants, jobs = sampling.get("variants", {}), []
+    known = set(applicable(model.family)) | set(variants)
+    for key, names in (("exclude_samplers", spec.get("exclude_samplers") or []), ("options", spec.get("options") or {}),
+                       ("steps", set(spec.get("steps") or {}) - {"default"})):
+        if unknown := sorted(set(names) - known):  # a misspelled name would be ignored silently
+            raise ConfigError(f"model {model.name!r}: {key} names {unknown}, not a sampler of family {model.family!r} "
+                              f"or a variant; valid: {', '.join(sorted(known))}")
     chosen = spec.get("samplers") or [s for s in applicable(model.family) if s not in spec.get("exclude_samplers", [])]
     for job_name in chosen + list(spec.get("extra_samplers", [])):
         variant = variants.get(job_name, {"sampler": job_name})

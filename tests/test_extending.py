@@ -119,3 +119,14 @@ def test_evaluation_settings_are_typed_with_their_defaults_declared_once():
     cfg["evaluation"]["likelihood"] = {"eps": 2.0}
     with pytest.raises(ConfigError, match=r"evaluation.likelihood.eps is 2.0: it must be in \(0, 1\)"):
         build_plan(cfg)
+
+
+def test_a_misspelled_sampler_name_in_a_model_entry_is_refused():
+    for key, value in [("exclude_samplers", ["odee"]), ("options", {"pcc": {"snr": 0.1}}), ("steps", {"eulr": [5]})]:
+        cfg = copy.deepcopy(SMOKE)
+        cfg["models"]["vp-mixture2d"][key] = value
+        with pytest.raises(ConfigError, match=f"model 'vp-mixture2d': {key} names"):
+            build_plan(cfg)
+    cfg = copy.deepcopy(SMOKE)
+    cfg["models"]["vp-mixture2d"]["options"] = {"ode": {"rtol": 1e-3}}  # a sampler it runs: fine
+    assert build_plan(cfg).jobs_of("vp-mixture2d")
