@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing.errors import record
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, record
 
-from .errors import ConfigError
+from .errors import ConfigError, ProcessFailedError
 from .runtime import configure
 
 
@@ -117,7 +117,14 @@ def launch(fn, processes: int, *args, device: str = "auto"):
     threads = max(torch.get_num_threads() // processes, 1)  # the job's cores, shared
     log = getattr(sys.stderr, "name", None)  # a workflow job's log (job.setup_job): the processes write there too
     log = log if isinstance(log, str) and os.path.isfile(log) else None
-    return elastic_launch(config, _in_group)(fn, device, threads, log, *args)[0]
+    try:
+        return elastic_launch(config, _in_group)(fn, device, threads, log, *args)[0]
+    except ChildFailedError as e:  # one line naming the process and its own error (a full disk, a non-finite loss)
+        rank, failure = min(e.failures.items())
+        why = failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message
+        why = str(why).strip().splitlines()[-1] if str(why).strip() else f"exit code {failure.exitcode}"
+        raise ProcessFailedError(f"process {rank} of {processes} failed: {why}; the others were stopped, the last "
+                                 "checkpoint is kept: run again to resume") from e
 
 
 @record  # the failing process's traceback travels into the parent's ChildFailedError

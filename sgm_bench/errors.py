@@ -27,3 +27,7 @@ class SolverError(SgmBenchError, RuntimeError):
 
 class DivergedError(SgmBenchError, FloatingPointError):
     """Sampling gave non-finite samples (a diverged model or setting); they are kept for inspection."""
+
+
+class ProcessFailedError(SgmBenchError, RuntimeError):
+    """One of a data-parallel run's processes failed (its own error named); the others were stopped."""

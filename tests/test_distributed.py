@@ -8,7 +8,7 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from sgm_bench import distributed
 from sgm_bench.data import TOYS
-from sgm_bench.errors import ConfigError
+from sgm_bench.errors import ConfigError, ProcessFailedError
 from sgm_bench.models import build_sde
 from sgm_bench.samplers import sample_batched
 from sgm_bench.train import train
@@ -57,8 +57,9 @@ def test_resume_after_either_rank_is_killed(tmp_path):
     reference = train(cfg(processes=2), tmp_path / "straight")
     for rank in (0, 1):
         run = tmp_path / f"killed{rank}"
-        with pytest.raises(ChildFailedError):
+        with pytest.raises(ProcessFailedError, match=f"process {rank} of 2 failed: .*run again to resume") as e:
             train(cfg(processes=2), run, KillRank(rank, 27))  # last checkpoint: step 20
+        assert isinstance(e.value.__cause__, ChildFailedError) and "\n" not in str(e.value)
         assert not (run / "model.pt").exists()
         stats = train(cfg(processes=2), run)
         assert stats["resumed_from"] == 20 and stats["steps"] == reference["steps"]
