@@ -157,11 +157,9 @@ def check_ranges(values: dict, ranges: dict, what: str, allow: dict | None = Non
 
 def setting(default=MISSING, where: Range | None = None, choices: tuple | None = None, of=None):
     """One declared setting of a typed settings class: its default (none: required), its Range or its choices, or the
-    settings class a nested mapping becomes (`of`)."""
-    if isinstance(default, (dict, list)) or of is not None:
-        return field(default_factory=default if callable(default) else (lambda: default),
-                     metadata={"range": where, "choices": choices, "of": of})
-    return field(default=default, metadata={"range": where, "choices": choices, "of": of})
+    settings class a nested mapping becomes (`of`, whose own defaults are the default)."""
+    meta = {"range": where, "choices": choices, "of": of}
+    return field(default_factory=of, metadata=meta) if of is not None else field(default=default, metadata=meta)
 
 
 def parse_settings(cls, given, what: str):

@@ -50,7 +50,7 @@ class Evaluation:
     classifier_epochs: int = setting(40, COUNT)
     reference_split: str = setting("train", choices=("train", "test"))  # the papers' convention: train
     floor_draws: int = setting(20, Range(2, integer=True))
-    likelihood: Likelihood = setting(Likelihood, of=Likelihood)
+    likelihood: Likelihood = setting(of=Likelihood)
 
 
 @dataclass(frozen=True)

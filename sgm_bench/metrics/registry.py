@@ -1,5 +1,6 @@
-"""METRICS: every sample-quality number, declared once. The evaluation computes the toy ones from their `compute`
-(torch-fidelity computes the image ones together); the tables, figures and MLflow read the labels and directions here.
+"""METRICS: every sample-quality number, declared once (a ranking metric is lower-is-better). The evaluation computes
+the toy ones from their `compute` (torch-fidelity computes the image ones together); the tables, figures and MLflow
+read their labels, kinds and roles here.
 
     @metric("sw", "SW2", ranks=True)
     def sw(data, x, ref): ...      # a toy metric: (dataset, finite samples, reference split) -> float, or None
@@ -16,7 +17,6 @@ from ..registry import Registry
 class Metric:
     label: str  # as tables, figures and captions print it
     kind: str  # "image": torch-fidelity's, on 8-bit images; "toy": `compute` on toy samples
-    higher_is_better: bool = False
     ranks: bool = False  # the number a model's samplers are ranked by (FID for images, SW2 for toys)
     floor: bool = True  # also scored on real data (the floor a perfect sampler reaches)
     column: bool = False  # shown in the leaderboards beside the ranking metric
@@ -39,7 +39,7 @@ def metric(name: str, label: str, kind: str = "toy", **options) -> Callable:
 # torch-fidelity computes these three in one pass (metrics.fidelity.fidelity_metrics)
 METRICS.add("fid", Metric("FID", "image", ranks=True))
 METRICS.add("kid", Metric("KID", "image"))
-METRICS.add("is", Metric("IS", "image", higher_is_better=True))
+METRICS.add("is", Metric("IS", "image"))
 
 
 def of_kind(kind: str, floor: bool = False) -> list[str]:

@@ -99,7 +99,7 @@ def mmd(data, x: torch.Tensor, ref: torch.Tensor) -> float:
     return mmd_rbf(x, ref[: len(x)])
 
 
-@metric("mean_log_density", "mean log-density", higher_is_better=True)
+@metric("mean_log_density", "mean log-density")
 def log_density(data, x: torch.Tensor, ref: torch.Tensor) -> float | None:
     """The toy's exact mean log-density of the samples (toys with a density)."""
     return mean_log_density(data.toy, x) if getattr(data.toy, "has_density", False) else None
