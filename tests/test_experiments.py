@@ -33,7 +33,9 @@ def tiny_rgb(tmp_path_factory):
            "train": {"steps": 3, "batch_size": 8, "warmup": 1, "label_dropout": 0.2, "progress": False}}
     d = load_dataset(data_cfg)
     Trainer(cfg, d, root / "cond").run()
-    train_digits_classifier(d.train, d.train_labels, d.test, d.test_labels, root / "clean.pt", epochs=1)
+    px = d.images.to_uint8
+    train_digits_classifier(px(d.train), d.train_labels, px(d.test), d.test_labels, root / "clean.pt", epochs=1,
+                            channels=3)
     return {"data": data_cfg, "model_path": root / "cond" / "model.pt", "classifier_path": root / "clean.pt",
             "cache_root": root / "cache"}
 

@@ -20,8 +20,8 @@ def digits():
 @pytest.fixture(scope="module")
 def classifier(digits, tmp_path_factory):
     path = tmp_path_factory.mktemp("cnn") / "digits_cnn.pt"
-    report = train_digits_classifier(digits.to_model(digits.train), digits.train_labels, digits.to_model(digits.test),
-                                     digits.test_labels, path)
+    report = train_digits_classifier(digits.to_uint8(digits.to_model(digits.train)), digits.train_labels,
+                                     digits.to_uint8(digits.to_model(digits.test)), digits.test_labels, path)
     return path, report
 
 
@@ -48,6 +48,35 @@ def test_digits_fid_separates_data_from_noise_and_caches_reference(digits, class
     assert any(p.name.startswith(f"ref-{DIGITS}-") for p in tmp_path.iterdir())
 
 
+
+
+def test_the_digits_cnn_is_scored_on_the_range_it_was_trained_on(digits, tmp_path):
+    """The classifier's first layer sees the same input range when it is trained and when torch-fidelity extracts FID
+    features: [-1, 1] for digits (its levels 0 and 16). It once trained on the level centres [-0.94, 0.94] and was
+    scored on [-1, 1]."""
+    from sgm_bench.metrics.digits_cnn import DigitsCNN, load_digits_cnn
+
+    seen = {"train": [], "score": []}
+    phase = ["train"]
+    hook = lambda mod, args: seen[phase[0]].append((float(args[0].min()), float(args[0].max())))  # noqa: E731
+    with mock.patch.object(DigitsCNN, "features", autospec=True,
+                           side_effect=lambda self, x: (hook(None, (x,)), self.fc(self.conv(x)))[1]):
+        px = lambda x: digits.to_uint8(digits.to_model(x))  # noqa: E731
+        train_digits_classifier(px(digits.train[:256]), digits.train_labels[:256], px(digits.test[:64]),
+                                digits.test_labels[:64], tmp_path / "cnn.pt", epochs=1)
+        phase[0] = "score"
+        fidelity_metrics(px(digits.train[:200]), px(digits.test), extractor=DIGITS, weights_path=tmp_path / "cnn.pt",
+                         cache_root=tmp_path, kid_subset_size=50)
+    lo = lambda k: min(a for a, _ in seen[k])  # noqa: E731
+    hi = lambda k: max(b for _, b in seen[k])  # noqa: E731
+    assert (lo("train"), hi("train")) == (lo("score"), hi("score")) == (-1.0, 1.0)
+    with pytest.raises(ConfigError, match="uint8"):  # model-range floats are refused, not scaled silently
+        load_digits_cnn(tmp_path / "cnn.pt").prepare(digits.to_model(digits.test[:4]))
+    old = torch.load(tmp_path / "cnn.pt", weights_only=True)
+    del old["input"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(DataMissingError, match="forcerun classifier"):
+        load_digits_cnn(tmp_path / "old.pt")
 
 
 @pytest.mark.slow

@@ -205,8 +205,8 @@ def _digits_cache(tmp_path):
 
     d = load_dataset({"name": "digits"}).images
     w = tmp_path / "cnn.pt"
-    train_digits_classifier(d.to_model(d.train[:300]), d.train_labels[:300], d.to_model(d.test[:50]), d.test_labels[:50],
-                            w, epochs=1)
+    train_digits_classifier(d.to_uint8(d.to_model(d.train[:300])), d.train_labels[:300],
+                            d.to_uint8(d.to_model(d.test[:50])), d.test_labels[:50], w, epochs=1)
     return w, d.to_uint8(d.to_model(d.train[:40])), d.to_uint8(d.to_model(d.test[:60])), tmp_path / "cache"
 
 
@@ -283,8 +283,8 @@ def test_fid_on_fewer_images_than_feature_dimensions_is_marked_not_comparable(tm
 
     d = load_dataset({"name": "digits"}).images
     w = tmp_path / "cnn.pt"
-    train_digits_classifier(d.to_model(d.train[:300]), d.train_labels[:300], d.to_model(d.test[:50]), d.test_labels[:50],
-                            w, epochs=1)
+    train_digits_classifier(d.to_uint8(d.to_model(d.train[:300])), d.train_labels[:300],
+                            d.to_uint8(d.to_model(d.test[:50])), d.test_labels[:50], w, epochs=1)
     out = fidelity_metrics(d.to_uint8(d.to_model(d.train[:20])), d.to_uint8(d.to_model(d.test)), extractor=DIGITS,
                            weights_path=w, cache_root=tmp_path, kid_subset_size=10)
     assert out["comparable"] is False and "128-d" in out["note"]

@@ -32,7 +32,7 @@ def _per_class(d, draw, scales, per_class: int, clean_path, cache_root, fid_extr
     res, grids = {}, {}
     for w in scales:
         x = draw(w, y).clamp(-1, 1)
-        res[f"accuracy[w={w:g}]"] = accuracy(clean, x, y)
+        res[f"accuracy[w={w:g}]"] = accuracy(clean, d.images.to_uint8(x), y)
         fids = [fidelity_metrics(d.images.to_uint8(x[y == c]), ref, extractor=fid_extractor,
                                  weights_path=fid_weights or clean_path, cache_root=cache_root, isc=False,
                                  kid=False)["fid"] for c, ref in enumerate(refs)]

@@ -65,8 +65,7 @@ class DigitsFeatureExtractor(_Uncompiled):
 
     def forward(self, x):
         DigitsFeatureExtractor.calls += 1
-        x = x[:, : self.net.channels].float() / 127.5 - 1  # uint8 3xHxW (grey repeated) back to the CNN's [-1, 1]
-        feats = self.net.features(x)
+        feats = self.net.features(self.net.prepare(x))
         out = {"penultimate": feats, "logits_unbiased": self.net.head(feats)}
         return tuple(out[f].double() for f in self.features_list)
 
