@@ -85,13 +85,48 @@ def plot_limits(data: Dataset, margin: float = 0.25) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def pooled_quality(data: Dataset, xs: list, ev: Evaluation, cache_root, weights=None) -> list[dict]:
+    """Image quality of k seed sets' samples scored together (evaluation.pool_seed_sets), one dict per seed set.
+
+    FID is biased by 1/n, so one FID on all k n samples is the better estimate; its uncertainty is a jackknife over
+    seed sets. Seed set i's row holds pooled - (k - 1) (leave-i-out - mean of the leave-outs): the rows' mean is the
+    pooled value and their 95 % t interval is the delete-one jackknife's (Tukey), so the tables' intervals and their
+    paired tie test (every sampler of a model shares the seed sets' noise) read these rows as they read seed sets."""
+    k = len(xs)
+    finite = [finite_only(x) for x in xs]
+    n_all, n_bad = sum(len(x) for x in xs), sum(b for _, b in finite)
+    status = status_of(n_bad, n_all)
+    if status.startswith("diverged"):  # too few finite samples in all: no quality for any seed set
+        return [{"status": f"{status}, pooled", "n_nonfinite": b} for _, b in finite]
+    kept = [x for x, _ in finite]
+    score = lambda parts: sample_quality(data, torch.cat(parts), ev, cache_root, 0, weights)  # noqa: E731
+    pooled = score(kept)
+    if k == 1:
+        return [pooled]
+    leave_out = [score(kept[:i] + kept[i + 1:]) for i in range(k)]
+    names = [m for m in of_kind("image") if isinstance(pooled.get(m), float)]
+    rows = []
+    for i in range(k):
+        row = {**pooled, "quality_over": f"the {k} seed sets pooled (n = {len(torch.cat(kept))})"}
+        for m in names:
+            mean_out = sum(lo[m] for lo in leave_out) / k
+            row[m] = pooled[m] - (k - 1) * (leave_out[i][m] - mean_out)
+            row[f"{m}_leave_out"] = leave_out[i][m]
+        row.update(n_nonfinite=finite[i][1], status=status_of(finite[i][1], len(xs[i])))
+        rows.append(row)
+    return rows
+
+
 def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid: list, options: dict, ev: Evaluation,
                      cache_root, device, n: int | None = None, weights=None) -> tuple[list[dict], dict]:
-    """Rows for every (steps, seed set) and the first seed set's samples per step count {steps: x}."""
+    """Rows for every (steps, seed set) and the first seed set's samples per step count {steps: x}; image quality per
+    seed set, or of the seed sets pooled (evaluation.pool_seed_sets)."""
     rows, grids = [], {}
     n = int(n or ev.n_samples)
+    pool = ev.pool_seed_sets and data.images is not None
     for steps in steps_grid:
         note = samplers.caveat(sampler, model.sde, steps, options)  # the same for every seed set
+        xs, steps_rows = [], []
         for seed in range(ev.seed_sets):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
@@ -103,11 +138,17 @@ def evaluate_sampler(model: ScoreModel, data: Dataset, sampler: str, steps_grid:
             row = {"sampler": sampler, "steps": steps, "seed_set": seed, "n": n, "nfe": r.info["nfe_per_batch"],
                    "seconds": r.seconds, "seconds_per_sample": r.seconds / n, "peak_memory_mb": peak_memory_mb(device),
                    "device": device_name(device), **{f"opt_{k}": v for k, v in options.items()}}
-            row.update(sample_quality(data, r.x, ev, cache_root, seed, weights), **({"note": note} if note else {}))
-            row.update(started=started, finished=time.time())
-            rows.append(row)
+            if not pool:
+                row.update(sample_quality(data, r.x, ev, cache_root, seed, weights))
+            row.update(**({"note": note} if note else {}), started=started, finished=time.time())
+            steps_rows.append(row)
+            xs.append(r.x)
             if seed == 0:
                 grids[steps] = r.x
+        if pool:
+            for row, quality in zip(steps_rows, pooled_quality(data, xs, ev, cache_root, weights)):
+                row.update(quality, reference_split=ev.reference_split, **({"note": note} if note else {}))
+        rows += steps_rows
     return rows, grids
 
 

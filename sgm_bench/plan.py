@@ -50,7 +50,13 @@ class Evaluation:
     classifier_epochs: int = setting(40, COUNT)
     reference_split: str = setting("train", choices=("train", "test"))  # the papers' convention: train
     floor_draws: int = setting(20, Range(2, integer=True))
+    pool_seed_sets: bool = setting(False, choices=(False, True))  # images: FID / KID / IS of all seed sets together
     likelihood: Likelihood = setting(of=Likelihood)
+
+    def scored_n(self, n: int | None = None) -> int:
+        """How many samples one image-quality value is computed on: a seed set's n, or all seed sets' if pooled."""
+        n = n or self.n_samples
+        return n * self.seed_sets if self.pool_seed_sets else n
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class ModelSpec:
     checkpoint: dict | None = None  # a released checkpoint, evaluated instead of trained
     evaluate: bool = True  # False: trained only as an experiment's input
     deviations: tuple = ()  # how it departs from its paper (printed under the tables it fills, not hashed)
+    replicate_of: str | None = None  # another training of that model (`replicates`), with its own training seed
 
     @property
     def config(self) -> dict:
@@ -165,6 +172,16 @@ class Plan:
     def gpus_per_job(self) -> int:
         return 1 if self.device.startswith("cuda") else 0
 
+    @property
+    def trainings(self) -> dict:
+        """model -> the names of its training runs (itself first) for the models trained more than once
+        (`replicates`): the paper cells and likelihood tables show the spread across them."""
+        out = {}
+        for m, s in self.models.items():
+            if s.replicate_of:
+                out.setdefault(s.replicate_of, [s.replicate_of]).append(m)
+        return out
+
     def jobs_of(self, model: str) -> list:
         return [j for j in self.jobs if j.model == model]
 
@@ -195,7 +212,7 @@ def _model_spec(name: str, spec: dict, datasets: dict) -> ModelSpec:
         raise ConfigError(f"model {name!r}: data {got!r} is not in datasets ({', '.join(datasets)})")
     data = datasets[spec["data"]]
     common = dict(name=name, data_key=spec["data"], data=data, evaluate=spec.get("evaluate", True) is not False,
-                  deviations=tuple(spec.get("deviations") or ()))
+                  deviations=tuple(spec.get("deviations") or ()), replicate_of=spec.get("replicate_of"))
     if "checkpoint" in spec:
         return ModelSpec(**common, **_released_spec(name, spec, data))
     fam = spec["model"].get("family")
@@ -213,6 +230,28 @@ def _model_spec(name: str, spec: dict, datasets: dict) -> ModelSpec:
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model {name!r}: {e}") from e
     return ModelSpec(**common, model=spec["model"], loss=spec.get("loss", {}), train=spec["train"])
+
+
+def _replicates(name: str, spec: dict) -> list:
+    """(name, entry) for the extra trainings of a model entry with `replicates: {trainings: k, samplers: [...]}`:
+    `<name>-r2` .. `<name>-rk`, each trained with training seed + 1 .. k - 1, running the listed sampler variants (all
+    of the model's by default, at its step grids) and the likelihood."""
+    rep = spec.get("replicates")
+    if rep is None:
+        return []
+    if not isinstance(rep, dict) or set(rep) - {"trainings", "samplers"}:
+        raise ConfigError(f"model {name!r}: replicates must be a mapping {{trainings: k, samplers: [...]}}, got {rep!r}")
+    k = rep.get("trainings")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"model {name!r}: replicates.trainings must be a whole number >= 1, got {k!r}")
+    if "checkpoint" in spec:
+        raise ConfigError(f"model {name!r}: a released checkpoint is not trained, so it has no replicates")
+    extra = {"samplers": list(rep["samplers"])} if rep.get("samplers") is not None else {}
+    seed = int(spec["train"].get("seed", 0))
+    drop = ("replicates", "not_run") + (("extra_samplers", "exclude_samplers") if extra else ())
+    keep = {k: v for k, v in spec.items() if k not in drop}
+    return [(f"{name}-r{r}", {**keep, **extra, "train": {**spec["train"], "seed": seed + r - 1}, "replicate_of": name})
+            for r in range(2, k + 1)]
 
 
 def _grid(job_name: str, sampler: str, variant: dict, spec: dict, sampling: dict, model: str) -> tuple:
@@ -325,9 +364,15 @@ def build_plan(config: dict) -> Plan:
     for s in sampling.get("options") or {}:
         if s not in SAMPLERS:
             raise ConfigError(f"sampling.options names {s!r}, not a sampler; valid choices: {', '.join(SAMPLERS.names())}")
-    models = {name: _model_spec(name, spec, datasets) for name, spec in (config.get("models") or {}).items()}
-    jobs = [j for name, spec in config.get("models", {}).items() if models[name].evaluate
-            for j in _jobs(spec, models[name], sampling)]
+    entries = {}
+    for name, spec in (config.get("models") or {}).items():
+        entries[name] = spec
+        for rep, rep_spec in _replicates(name, spec) if isinstance(spec, dict) else ():
+            if rep in (config.get("models") or {}):
+                raise ConfigError(f"model {name!r}: its replicate {rep!r} is also a model entry; rename that entry")
+            entries[rep] = rep_spec
+    models = {name: _model_spec(name, spec, datasets) for name, spec in entries.items()}
+    jobs = [j for name, spec in entries.items() if models[name].evaluate for j in _jobs(spec, models[name], sampling)]
     ev = parse_settings(Evaluation, config.get("evaluation"), "evaluation")
     fewest = min([j.n_samples or ev.n_samples for j in jobs] or [0])
     if jobs and ev.kid_subset_size > fewest:

@@ -121,3 +121,36 @@ def test_non_finite_samples_are_counted_not_used():
     x[1, 0, 0, 0], x[4, 0, 2, 2] = float("nan"), float("inf")
     kept, dropped = finite_only(x)
     assert dropped == 2 and len(kept) == 4 and torch.isfinite(kept).all()
+
+
+def test_pooled_seed_sets_carry_the_pooled_fid_and_the_jackknife_interval(tmp_path):
+    """pool_seed_sets: one FID on all seed sets' images; the rows' mean is that FID and their 95 % t interval the
+    delete-one jackknife's over seed sets, sqrt((k - 1) / k sum (leave-out - their mean)^2) times t(k - 1)."""
+    import math
+
+    from scipy import stats
+
+    from sgm_bench.evaluation import pooled_quality
+    from sgm_bench.plan import Evaluation
+    from sgm_bench.report.stats import half_width
+    from sgm_bench.spec import load_dataset
+
+    data = load_dataset({"name": "digits"})
+    px = data.images.to_uint8
+    train_digits_classifier(px(data.train[:300]), data.train_labels[:300], px(data.test[:50]), data.test_labels[:50],
+                            tmp_path / "cnn.pt", epochs=1)
+    g = torch.Generator().manual_seed(0)
+    k, n = 4, 70
+    xs = [data.train[i * n:(i + 1) * n] + (0.1 + 0.1 * i) * torch.randn(n, 1, 8, 8, generator=g) for i in range(k)]
+    ev = Evaluation(n, k, 20, pool_seed_sets=True)
+    rows = pooled_quality(data, xs, ev, tmp_path / "cache", tmp_path / "cnn.pt")
+    fid = lambda parts: fidelity_metrics(px(torch.cat(parts)), px(data.train), extractor=DIGITS,  # noqa: E731
+                                         weights_path=tmp_path / "cnn.pt", cache_root=tmp_path / "cache",
+                                         kid_subset_size=20)["fid"]
+    pooled, out = fid(xs), [fid(xs[:i] + xs[i + 1:]) for i in range(k)]
+    se = math.sqrt((k - 1) / k * sum((o - sum(out) / k) ** 2 for o in out))
+    values = [r["fid"] for r in rows]
+    assert sum(values) / k == pytest.approx(pooled, rel=1e-9)
+    assert half_width(values) == pytest.approx(stats.t.ppf(0.975, k - 1) * se, rel=1e-9)
+    assert [r["fid_leave_out"] for r in rows] == pytest.approx(out)
+    assert all(r["n_generated"] == k * n and r["status"] == "ok" for r in rows)

@@ -237,3 +237,33 @@ def test_a_setting_scored_by_two_detectors_is_never_ranked():
     vs = versus_best(dict(list(rows.groupby(["variant", "steps"]))), "fid")
     assert vs == {("a", 10): "best"}
     assert budget_table(rows, budgets=(10,)).loc[("m", "FID"), "≤ 10 NFE"].startswith("a 10 steps")
+
+
+def test_replicates_train_a_model_again_with_its_own_seed_and_cells_show_the_spread():
+    """replicates: {trainings: 3, samplers: [...]}: vp-digits-r2 and -r3 train with seeds 1 and 2 and run only the
+    named variant; a paper cell of the model reads mean ± 95 % t interval over the three trainings, then each."""
+    from scipy import stats
+
+    cfg = load_yaml("config/config.yaml")
+    cfg["models"]["vp-digits"]["replicates"] = {"trainings": 3, "samplers": ["edm_heun"]}
+    plan = build_plan(cfg)
+    assert plan.trainings == {"vp-digits": ["vp-digits", "vp-digits-r2", "vp-digits-r3"]}
+    assert [plan.models[m].train.get("seed", 0) for m in plan.trainings["vp-digits"]] == [0, 1, 2]
+    assert [j.name for j in plan.jobs_of("vp-digits-r3")] == ["edm_heun"] and len(plan.jobs_of("vp-digits")) > 5
+    assert "vp-digits-r2" in plan.benchmarked and plan.models["vp-digits-r2"].replicate_of == "vp-digits"
+    rows = pd.DataFrame([{"model": m, "variant": "edm_heun", "sampler": "edm_heun", "steps": 18, "seed_set": k, "n": 10,
+                          "fid": f + k, "status": "ok", "dataset": "digits", "n_nonfinite": 0}
+                         for m, f in zip(plan.trainings["vp-digits"], (10.0, 12.0, 17.0)) for k in range(2)])
+    lik = pd.DataFrame([{"model": m, "dataset": "digits", "bpd": b, "bpd_se": 0.01}
+                        for m, b in zip(plan.trainings["vp-digits"], (2.0, 2.2, 2.1))])
+    cells = [{"table": "edm_table2", "row": 0, "column": "uncond_vp", "model": "vp-digits", "sampler": "edm_heun",
+              "steps": 18}, {"table": "score_sde_table2", "row": 3, "column": "nll", "model": "vp-digits", "metric": "bpd"}]
+    ours, _ = ours_for_paper(rows, cells, lik, plan.trainings)
+    h = stats.t.ppf(0.975, 2) * np.std([10.5, 12.5, 17.5], ddof=1) / np.sqrt(3)
+    assert ours["edm_table2"][(0, "uncond_vp")] == f"13.5 ± {h:.3g} over 3 trainings (10.5, 12.5, 17.5)"
+    assert ours["score_sde_table2"][(3, "nll")].endswith("over 3 trainings (2, 2.2, 2.1)")
+    for bad, why in (({"trainings": 0}, "whole number"), ({"trainings": 2, "seeds": 1}, "must be a mapping"),
+                     (3, "must be a mapping")):
+        cfg["models"]["vp-digits"]["replicates"] = bad
+        with pytest.raises(ConfigError, match=why):
+            build_plan(cfg)

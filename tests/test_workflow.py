@@ -35,9 +35,11 @@ def test_dry_run_lists_every_expected_job(config):
     out = snakemake("-n", "-F", "--cores", "1", "--configfile", f"config/{config}")
     assert out.returncode == 0, out.stdout + out.stderr
     counts = job_counts(out.stdout)
-    assert counts["train"] == len(cfg["models"])
+    trainings = {k: (m.get("replicates") or {}).get("trainings", 1) for k, m in cfg["models"].items()}  # replicates
+    assert counts["train"] == sum(trainings.values())
     assert counts["evaluate"] == len(plan.benchmarked)  # one job per model runs all its samplers
-    assert counts["likelihood"] == len(plan.benchmarked) == len([m for m in cfg["models"].values() if m.get("evaluate", True)])
+    assert counts["likelihood"] == len(plan.benchmarked) == sum(trainings[k] for k, m in cfg["models"].items()
+                                                                 if m.get("evaluate", True))
     assert counts["track"] == counts["report"] == 1
     clean = {e["classifier"] for e in (cfg.get("experiments") or {}).values() if e and e.get("classifier")}
     features = {m["data"] for m in cfg["models"].values() if m["data"] in plan_image_keys(cfg)}

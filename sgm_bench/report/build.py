@@ -58,37 +58,54 @@ def detector_of(rows: pd.DataFrame) -> pd.Series:
 LIKELIHOOD_METRICS = {"bpd": "bpd_se", "nll": "nll_se", "vlb_bpd": None}  # value -> its standard error
 
 
-def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame) -> dict:
+def _likelihood_value(lik: pd.DataFrame, model: str, metric: str):
+    """(value, its standard error or 0, status) of one model's likelihood metric; value None where it has none."""
+    hit = lik[lik["model"] == model] if "model" in lik else lik.iloc[:0]
+    if not len(hit):
+        return None, 0.0, None
+    status = str(hit["status"].iloc[0]) if "status" in hit else "ok"
+    if metric not in hit or hit[metric].isna().all():
+        return None, 0.0, status
+    std = LIKELIHOOD_METRICS[metric]
+    return float(hit[metric].iloc[0]), float(hit[std].iloc[0]) if std and std in hit else 0.0, status
+
+
+def _sampler_rows(rows: pd.DataFrame, model: str, c: dict) -> pd.DataFrame:
+    hit = rows[(rows["model"] == model) & (rows["variant"] == c["sampler"])]
+    return hit[hit["steps"] == c["steps"]] if c.get("steps") is not None else hit
+
+
+def ours_for_paper(rows: pd.DataFrame, cells: list, lik: pd.DataFrame, trainings: dict | None = None) -> dict:
     """{table: {(row index, column): cell text}} and {table: dataset} from the configuration's paper_cells mapping.
 
     A cell {table, row, column, model, sampler (variant), steps, metric} is filled by that model's rows (the mean ±
-    95 % interval over seed sets) or, for bpd / nll / vlb_bpd, by its likelihood (± standard error over images)."""
+    95 % interval over seed sets) or, for bpd / nll / vlb_bpd, by its likelihood (± standard error over images). A
+    model trained more than once (`trainings`: model -> its runs) shows the spread across its trainings instead."""
     out, datasets = {}, {}
     for c in cells:
         metric = c.get("metric", ranking_metric("image"))
+        runs = (trainings or {}).get(c["model"], [c["model"]])
         if metric in LIKELIHOOD_METRICS:
-            hit = lik[lik["model"] == c["model"]] if "model" in lik else lik.iloc[:0]
-            if not len(hit):
+            v, sd, status = _likelihood_value(lik, c["model"], metric)
+            if status is None or (v is None and status in ("ok", "nan")):
                 continue
-            if metric not in hit or hit[metric].isna().all():
-                status = str(hit["status"].iloc[0]) if "status" in hit else "ok"
-                if status in ("ok", "nan"):
-                    continue
-                out.setdefault(c["table"], {})[(int(c["row"]), str(c["column"]))] = f"{status} (see the likelihood table)"
-                datasets.setdefault(c["table"], set()).add(hit["dataset"].iloc[0])
-                continue
-            std = LIKELIHOOD_METRICS[metric]
-            v, sd = float(hit[metric].iloc[0]), float(hit[std].iloc[0]) if std and std in hit else 0.0
-            text = (f"≤ {tables.fmt(v)}" if metric == "vlb_bpd" else
-                    f"{tables.fmt(v)} ± {tables.fmt(sd)} s.e." if sd == sd and sd else tables.fmt(v))
-            dataset = hit["dataset"].iloc[0]
+            if v is None:
+                text = f"{status} (see the likelihood table)"
+            else:
+                text = (f"≤ {tables.fmt(v)}" if metric == "vlb_bpd" else
+                        f"{tables.fmt(v)} ± {tables.fmt(sd)} s.e." if sd == sd and sd else tables.fmt(v))
+                values = [_likelihood_value(lik, m, metric)[0] for m in runs]
+                if len(runs) > 1 and None not in values:
+                    text = ("≤ " if metric == "vlb_bpd" else "") + tables.across_trainings(values)
+            dataset = lik.loc[lik["model"] == c["model"], "dataset"].iloc[0]
         else:
-            hit = rows[(rows["model"] == c["model"]) & (rows["variant"] == c["sampler"])]
-            if c.get("steps") is not None:
-                hit = hit[hit["steps"] == c["steps"]]
+            hit = _sampler_rows(rows, c["model"], c)
             if not len(hit):
                 continue
             text = tables._cell(hit, metric)
+            per_run = [_sampler_rows(rows, m, c) for m in runs]
+            if len(runs) > 1 and all(len(h) and metric in h and h[metric].notna().all() for h in per_run):
+                text = tables.across_trainings([h[metric].mean() for h in per_run])
             dataset = hit["dataset"].iloc[0]
         out.setdefault(c["table"], {})[(int(c["row"]), str(c["column"]))] = text
         datasets.setdefault(c["table"], set()).add(dataset)
@@ -119,8 +136,16 @@ def departures(table: str, paper_cells, deviations: dict, released: dict | None 
             + (" Departures from the paper: " + "; ".join(named) + "." if named else ""))
 
 
+def replicated(table: str, paper_cells, trainings: dict) -> str:
+    """' Trained k times: models; ...': the models whose cells show the spread across training runs."""
+    models = [m for m in dict.fromkeys(c["model"] for c in paper_cells if c["table"] == table) if m in trainings]
+    return (" Trained more than once (training seeds 0, 1, ...): " + ", ".join(f"{m} ({len(trainings[m])} trainings)"
+            for m in models) + "; their cells read mean ± 95 % t interval over the trainings (each training's value "
+            "after it)." if models else "")
+
+
 def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=(),
-          not_run=(), not_applicable=(), objectives=None, deviations=None, released=None) -> None:
+          not_run=(), not_applicable=(), objectives=None, deviations=None, released=None, trainings=None) -> None:
     results = Path(results)
     toy_floors = {json.loads(Path(f).read_text())["model"]: json.loads(Path(f).read_text()).get("floor")
                   for f in metric_files}
@@ -142,8 +167,8 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
             fl = floors.get(g["dataset"].iloc[0]) or {}
             fl = fl if fl.get("extractor", detector) == detector else {}  # a floor from another detector is no floor
             floor = (f"; floor ({fl.get('held_out', 'held-out images')} vs the {fl.get('reference_split', '')} split, "
-                     f"n = {fl.get('n')}): FID {tables.floor_text(fl.get('fid'))}"
-                     + (f" ({fl['note']})" if fl.get("note") else "")) if fl else ""
+                     f"n = {fl.get('n')}): FID {tables.floor_text(fl.get('fid'))}" if fl.get("fid")
+                     else f"; {fl['note']}" if fl.get("note") else "")
             inception = "domain_features" in g and (g["domain_features"] == False).any()  # noqa: E712 - bools and NaN
             domain = "" if inception else " (not Inception)"
             label = (f"{model}: FID on {detector} features{domain} against the "
@@ -153,8 +178,10 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
             floor = (f"; floor (exact samples, n = {fl['n']}): SW2 {tables.floor_text(fl.get('sw'))}, mode-weight error "
                      f"{tables.floor_text(fl.get('mode_weight_error'))}") if fl else ""
             label = f"{model}: sliced Wasserstein-2 to the {g['reference_split'].iloc[0]} split{floor}"
-        label += (" (mean ± 95 % t interval over seed sets; `vs best`: the 95 % interval of the paired difference "
-                  "to the best over shared seed sets holds 0 (tied) or not (worse))")
+        pooled = g["quality_over"].dropna() if "quality_over" in g else ()
+        label += (f" (one value of {pooled.iloc[0]} ± its 95 % jackknife interval over seed sets" if len(pooled) else
+                  " (mean ± 95 % t interval over seed sets") + ("; `vs best`: the 95 % interval of the paired "
+                  "difference to the best over shared seed sets holds 0 (tied) or not (worse))")
         if "note" in g and g["note"].notna().any():
             from ..samplers.registry import CAVEATS  # torch: only where a row carries a caveat
             label += "; " + CAVEATS
@@ -188,7 +215,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
                       "seed sets has a 95 % interval holding 0 (not distinguishable here)")
     tables.write_table(bt, T / "budget", budget_caption)
     ref = paper_tables()
-    ours, datasets = ours_for_paper(rows, list(paper_cells), lik)
+    ours, datasets = ours_for_paper(rows, list(paper_cells), lik, trainings)
     paper_md = []
     for key, table in ref.items():
         if not isinstance(table, dict) or "rows" not in table:
@@ -198,7 +225,8 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         caption = (f"{table['source']}. Published: {table.get('dataset', '')}; ours: {datasets.get(key, 'no cell measured')}"
                    f" ({filled} cell(s) measured by this configuration; the others read `not run`). "
                    + ("Only CIFAR-10 cells are comparable with the published numbers. " if datasets.get(key) != "cifar10"
-                      else "") + table.get("note", "") + departures(key, paper_cells, deviations or {}, released))
+                      else "") + table.get("note", "") + departures(key, paper_cells, deviations or {}, released)
+                   + replicated(key, paper_cells, trainings or {}))
         tables.write_table(pt.set_index(list(pt.columns[: len(pt.columns) - 2 * _n_cols(pt)])), T / f"paper_{key}", caption)
         paper_md.append(f"## {table['source']}\n\n{caption}\n\n{pt.to_markdown(index=False)}\n")
     (T / "paper.md").write_text("\n".join(paper_md))

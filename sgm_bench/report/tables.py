@@ -74,6 +74,13 @@ def mean_ci(values: pd.Series) -> str:
     return f"{fmt(v.mean())} ± {fmt(h)}" if h > 0 else fmt(v.mean())
 
 
+def across_trainings(values: list) -> str:
+    """'mean ± h over k trainings (v1, v2, ...)': one cell's spread across training runs of a model (`replicates`),
+    h the half-width of the 95 % t interval over the runs' own values."""
+    v = pd.Series(values, dtype=float)
+    return f"{mean_ci(v)} over {len(v)} trainings ({', '.join(map(fmt, v))})"
+
+
 def by_seed_set(g: pd.DataFrame, metric: str) -> pd.Series:
     """One setting's values of `metric` indexed by seed set (what pairs two settings of a model); rows of one seed
     set measured twice (two detectors) are averaged, so that a pairing never multiplies rows."""

@@ -24,7 +24,8 @@ plan = start(snakemake, threads=1)
 L, NAME, uri = plan.layout, plan.name, plan.tracking.uri
 DESCRIPTION = (f"sgm-bench, configuration `{NAME}`: one parent run per trained model, a child run per (sampler, "
                "steps) with metrics averaged over seed sets (`fid` / `sw` with `_std` (ddof 1) and `_ci95` (the half-width of the "
-               "mean's 95 % t interval), `nfe`, `seconds_per_sample`) and "
+               "mean's 95 % t interval; with evaluation.pool_seed_sets, `fid` is the FID of all seed sets pooled and "
+               "`_ci95` its jackknife interval), `nfe`, `seconds_per_sample`) and "
                "the per-seed rows in `seed_sets.json`. Compare samplers: filter `tags.kind = 'sampler' and "
                "tags.model = '<model>'`, show columns params.variant, params.steps, metrics.nfe, metrics.fid (or sw), "
                "metrics.fid_std. Diverged settings are FAILED runs with tags.status = 'diverged (...)'.")
@@ -50,7 +51,8 @@ def log_model(tracker: Tracker, model: str) -> list:
     parent, created = tracker.log_run(
         job_key(NAME, model, file_hash(L.train_stats(model))), model, params, metrics,
         {**tags, "kind": "model", "model": model, "family": spec.family, "dataset": data["name"],
-         "config": NAME, "likelihood_status": lik.get("status", "not run")},
+         "config": NAME, "likelihood_status": lik.get("status", "not run"),
+         **({"replicate_of": spec.replicate_of} if spec.replicate_of else {})},
         artifacts=[Path(L.train_log(model)), Path(L.model_file(model))], series={"loss": curve},
         job=job_key(NAME, model), times=(stats.get("started", 0), stats.get("finished", 0)) if "started" in stats
         else None, datasets=[train_input], documents={"config.yaml": spec.config})
