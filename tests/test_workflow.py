@@ -164,6 +164,12 @@ def test_smoke_end_to_end_then_rerun_is_a_noop(tmp_path):
     assert _mlflow_runs(db) == expected  # jobs ran two at a time; the single writer lost none
     _parent_summaries(tmp_path, db, "vp-mixture2d")
     assert "ddim_eta1" in (res / "tables" / "samplers.md").read_text() or "ddim" in (res / "tables" / "samplers.md").read_text()
+    # pooled image quality and a replicated training reach the rows and the paper cell
+    rows = json.loads((res / "metrics" / "ddpm-synthetic" / "samplers.json").read_text())["rows"]
+    assert all(r["n_generated"] == 2 * r["n"] and "pooled" in r["quality_over"] for r in rows if r["status"] == "ok")
+    assert json.loads((res / "train" / "ddpm-synthetic-r2" / "train_stats.json").read_text())["config_hash"] != \
+        json.loads((res / "train" / "ddpm-synthetic" / "train_stats.json").read_text())["config_hash"]
+    assert "over 2 trainings" in (res / "tables" / "paper_ddim_table1.md").read_text()
     again = snakemake("--cores", "2", "--configfile", "config/smoke.yaml", cwd=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     forced = snakemake("--cores", "1", "--configfile", "config/smoke.yaml", "-R", "track", cwd=tmp_path)
