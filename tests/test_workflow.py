@@ -28,7 +28,8 @@ def job_counts(output: str) -> dict:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "paper.yaml", "smoke.yaml", "digits_protocol.yaml"])
+@pytest.mark.parametrize("config", ["config.yaml", "paper.yaml", "smoke.yaml", "digits_protocol.yaml",
+                                    "digits_trainings.yaml"])
 def test_dry_run_lists_every_expected_job(config):
     cfg = yaml.safe_load((REPO / "config" / config).read_text())
     plan = build_plan(cfg)
