@@ -101,8 +101,11 @@ def pooled_quality(data: Dataset, xs: list, ev: Evaluation, cache_root, weights=
     kept = [x for x, _ in finite]
     score = lambda parts: sample_quality(data, torch.cat(parts), ev, cache_root, 0, weights)  # noqa: E731
     pooled = score(kept)
+    # each row counts its own seed set's non-finite samples; the pool was scored, so none of them is `diverged`
+    own = [{"n_nonfinite": b, "status": status_of(b, len(x)).replace("diverged", "partial", 1)}
+           for x, (_, b) in zip(xs, finite)]
     if k == 1:
-        return [pooled]
+        return [{**pooled, **own[0]}]
     leave_out = [score(kept[:i] + kept[i + 1:]) for i in range(k)]
     names = [m for m in of_kind("image") if isinstance(pooled.get(m), float)]
     rows = []
@@ -112,7 +115,7 @@ def pooled_quality(data: Dataset, xs: list, ev: Evaluation, cache_root, weights=
             mean_out = sum(lo[m] for lo in leave_out) / k
             row[m] = pooled[m] - (k - 1) * (leave_out[i][m] - mean_out)
             row[f"{m}_leave_out"] = leave_out[i][m]
-        row.update(n_nonfinite=finite[i][1], status=status_of(finite[i][1], len(xs[i])))
+        row.update(own[i])
         rows.append(row)
     return rows
 

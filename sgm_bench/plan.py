@@ -246,6 +246,9 @@ def _replicates(name: str, spec: dict) -> list:
         raise ConfigError(f"model {name!r}: replicates.trainings must be a whole number >= 1, got {k!r}")
     if "checkpoint" in spec:
         raise ConfigError(f"model {name!r}: a released checkpoint is not trained, so it has no replicates")
+    if rep.get("samplers") is not None and (not isinstance(rep["samplers"], list) or not rep["samplers"]):
+        raise ConfigError(f"model {name!r}: replicates.samplers must list at least one sampler variant (leave it out "
+                          f"for all of the model's), got {rep['samplers']!r}")
     extra = {"samplers": list(rep["samplers"])} if rep.get("samplers") is not None else {}
     seed = int(spec["train"].get("seed", 0))
     drop = ("replicates", "not_run") + (("extra_samplers", "exclude_samplers") if extra else ())

@@ -154,3 +154,9 @@ def test_pooled_seed_sets_carry_the_pooled_fid_and_the_jackknife_interval(tmp_pa
     assert half_width(values) == pytest.approx(stats.t.ppf(0.975, k - 1) * se, rel=1e-9)
     assert [r["fid_leave_out"] for r in rows] == pytest.approx(out)
     assert all(r["n_generated"] == k * n and r["status"] == "ok" for r in rows)
+    # a seed set with 20 of 70 non-finite samples: its finite ones are pooled, its row says partial, not diverged
+    xs[0][:20] = float("nan")
+    rows = pooled_quality(data, xs, ev, tmp_path / "cache", tmp_path / "cnn.pt")
+    assert rows[0]["status"] == "partial (20/70 non-finite)" and rows[0]["n_nonfinite"] == 20
+    assert all(r["status"] == "ok" and r["n_generated"] == k * n - 20 for r in rows[1:])
+    assert sum(r["fid"] for r in rows) / k == pytest.approx(fid([x[20:] if i == 0 else x for i, x in enumerate(xs)]))

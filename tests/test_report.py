@@ -263,7 +263,7 @@ def test_replicates_train_a_model_again_with_its_own_seed_and_cells_show_the_spr
     assert ours["edm_table2"][(0, "uncond_vp")] == f"13.5 ± {h:.3g} over 3 trainings (10.5, 12.5, 17.5)"
     assert ours["score_sde_table2"][(3, "nll")].endswith("over 3 trainings (2, 2.2, 2.1)")
     for bad, why in (({"trainings": 0}, "whole number"), ({"trainings": 2, "seeds": 1}, "must be a mapping"),
-                     (3, "must be a mapping")):
+                     (3, "must be a mapping"), ({"trainings": 2, "samplers": []}, "at least one")):
         cfg["models"]["vp-digits"]["replicates"] = bad
         with pytest.raises(ConfigError, match=why):
             build_plan(cfg)

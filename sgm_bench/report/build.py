@@ -139,9 +139,9 @@ def departures(table: str, paper_cells, deviations: dict, released: dict | None 
 def replicated(table: str, paper_cells, trainings: dict) -> str:
     """' Trained k times: models; ...': the models whose cells show the spread across training runs."""
     models = [m for m in dict.fromkeys(c["model"] for c in paper_cells if c["table"] == table) if m in trainings]
-    return (" Trained more than once (training seeds 0, 1, ...): " + ", ".join(f"{m} ({len(trainings[m])} trainings)"
-            for m in models) + "; their cells read mean ± 95 % t interval over the trainings (each training's value "
-            "after it)." if models else "")
+    return (" Trained more than once (training seed + 0, 1, ...): " + ", ".join(f"{m} ({len(trainings[m])} "
+            "trainings)" for m in models) + "; the cells their extra trainings measure read mean ± 95 % t interval "
+            "over the trainings (each training's value after it), the others the first training's." if models else "")
 
 
 def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), floor_files=(), experiment_files=(),
