@@ -9,7 +9,7 @@ import pytest
 from sgm_bench.checks import load_yaml
 from sgm_bench.errors import ConfigError
 from sgm_bench.plan import build_plan, check_paper_cells
-from sgm_bench.report.build import ours_for_paper, paper_tables
+from sgm_bench.report.build import departures, ours_for_paper, paper_tables
 from sgm_bench.report.plots import pareto_front
 from sgm_bench.report.tables import leaderboard, paper_table
 
@@ -46,6 +46,22 @@ def test_ours_for_paper_fills_cells_from_the_variant_steps_and_likelihood():
     assert datasets == {"ddim_table1": "digits", "ddpm_table1": "digits", "score_sde_table2": "digits"}
     pt = paper_table(TABLES["ddim_table1"], ours["ddim_table1"], "digits")
     assert pt.loc[0, "10: ours (digits)"] == "21 ± 12.7" and pt.loc[0, "10: cifar10 (paper)"] == "13.36"
+
+
+def test_a_table_names_the_samples_its_quality_cells_score_where_fewer_than_the_papers():
+    rows, _ = _rows()  # model m: two seed sets of 10, scored one by one
+    pooled = rows.assign(model="p", n_generated=20, quality_over="the 2 seed sets pooled (n = 20)")
+    full = rows.assign(model="f", n=50_000)
+    full_pooled = rows.assign(model="q", n=10_000, n_generated=50_000, quality_over="the 5 seed sets pooled (n = 50000)")
+    rows = pd.concat([rows, pooled, full, full_pooled])
+    cells = [{"table": "ddim_table1", "row": 0, "column": 10, "model": m, "sampler": "ddim_quadratic", "steps": 10}
+             for m in ("m", "p", "f", "q")] + [{"table": "ddpm_table1", "row": 1, "column": "nll_test", "model": "m",
+                                           "metric": "vlb_bpd"}]
+    text = departures("ddim_table1", cells, {"m": ["a named deviation"]}, None, rows)
+    assert text == (" Departures from the paper: m: a named deviation; m: FID / IS / KID of each seed set's 10 samples, "
+                    "not of the papers' 50 000 samples; p: FID / IS / KID of the 2 seed sets pooled (n = 20), not of "
+                    "the papers' 50 000 samples.")
+    assert departures("ddpm_table1", cells, {}, None, rows) == ""  # a likelihood cell scores no samples
 
 
 def test_default_paper_cells_name_runs_of_the_configuration_and_a_bad_one_is_refused():

@@ -125,13 +125,35 @@ def guidance_rows(exps) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def departures(table: str, paper_cells, deviations: dict, released: dict | None = None) -> str:
+PAPERS_N = 50_000  # the samples each paper here scores FID / IS on (EDM: the least of three such FIDs)
+
+
+def sample_sizes(table: str, paper_cells, rows: pd.DataFrame) -> list[str]:
+    """'models: FID / IS / KID of ..., not of 50 000 samples' for the models whose sampler cells fill this table with
+    fewer samples than the papers scored: FID is biased upwards by about 1/n, so such a value is not the paper's
+    protocol even on the paper's model."""
+    models = dict.fromkeys(c["model"] for c in paper_cells if c["table"] == table
+                           and c.get("metric", ranking_metric("image")) not in LIKELIHOOD_METRICS)
+    how = {}
+    for m in models:
+        g = rows[rows["model"] == m] if "model" in rows else rows.iloc[:0]
+        pooled = g["quality_over"].dropna() if "quality_over" in g else ()
+        n = g["n_generated"].max() if len(pooled) else g["n"].max() if len(g) else None
+        if n == n and n is not None and n < PAPERS_N:  # NaN: no row was scored
+            how.setdefault(pooled.iloc[0] if len(pooled) else f"each seed set's {int(n)} samples", []).append(m)
+    papers = f"{PAPERS_N:,}".replace(",", " ")
+    return [f"{', '.join(ms)}: FID / IS / KID of {h}, not of the papers' {papers} samples" for h, ms in how.items()]
+
+
+def departures(table: str, paper_cells, deviations: dict, released: dict | None = None,
+               rows: pd.DataFrame | None = None) -> str:
     """' Released checkpoints: ...' and ' Departures from the paper: model: what, ...' for the models whose runs
-    fill this table's cells."""
+    fill this table's cells, the samples their quality is scored on among them (sample_sizes)."""
     models = dict.fromkeys(c["model"] for c in paper_cells if c["table"] == table)
     out = [f"{m}: {c['format']} {c.get('config') or c['path']}" + (f" ({c['use']} checkpoint)" if c.get("use") else "")
            for m, c in (released or {}).items() if m in models]
     named = [f"{m}: {d}" for m in models for d in deviations.get(m, [])]
+    named += sample_sizes(table, paper_cells, rows) if rows is not None else []
     return ((" Released checkpoint (evaluated, not trained here): " + "; ".join(out) + "." if out else "")
             + (" Departures from the paper: " + "; ".join(named) + "." if named else ""))
 
@@ -225,7 +247,7 @@ def build(results: Path, metric_files, lik_files, curve_files, paper_cells=(), f
         caption = (f"{table['source']}. Published: {table.get('dataset', '')}; ours: {datasets.get(key, 'no cell measured')}"
                    f" ({filled} cell(s) measured by this configuration; the others read `not run`). "
                    + ("Only CIFAR-10 cells are comparable with the published numbers. " if datasets.get(key) != "cifar10"
-                      else "") + table.get("note", "") + departures(key, paper_cells, deviations or {}, released)
+                      else "") + table.get("note", "") + departures(key, paper_cells, deviations or {}, released, rows)
                    + replicated(key, paper_cells, trainings or {}))
         tables.write_table(pt.set_index(list(pt.columns[: len(pt.columns) - 2 * _n_cols(pt)])), T / f"paper_{key}", caption)
         paper_md.append(f"## {table['source']}\n\n{caption}\n\n{pt.to_markdown(index=False)}\n")
